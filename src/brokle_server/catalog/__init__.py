@@ -1,0 +1,1 @@
+"""The catalog: users, organizations, projects, environments, API keys and the audit log."""

@@ -1,0 +1,1 @@
+"""Shared building blocks with no I/O: ids, clock, the response envelope, pagination."""

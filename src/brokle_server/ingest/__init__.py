@@ -1,0 +1,1 @@
+"""Telemetry ingestion: OTLP, Prometheus remote_write, Luminate JSON and native batches."""

@@ -1,0 +1,1 @@
+"""The telemetry store: ClickHouse SQL through clickhouse-connect (embedded chDB or a server)."""
