@@ -19,7 +19,7 @@ class its status code, used by :mod:`brokle_server.http_errors`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 
@@ -33,7 +33,7 @@ class BrokleError(Exception):
         message: str,
         *,
         code: str | None = None,
-        details: Mapping[str, object] | list[object] | None = None,
+        details: Mapping[str, object] | Sequence[object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -119,7 +119,7 @@ STATUS_BY_ERROR: dict[type[BrokleError], int] = {
 def status_for(error: BrokleError) -> int:
     """HTTP status for an error: the entry of its nearest class in ``STATUS_BY_ERROR``."""
     for cls in type(error).__mro__:
-        status = STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        status = STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
     return 500

@@ -119,12 +119,12 @@ class Settings(BaseSettings):
         None, description="First-run project API key (bk_ + 40 alphanumerics)."
     )
 
-    auth: AuthSettings = Field(default_factory=AuthSettings)  # type: ignore[arg-type]
-    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)  # type: ignore[arg-type]
-    http: HttpSettings = Field(default_factory=HttpSettings)  # type: ignore[arg-type]
-    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
-    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
-    ingest: IngestSettings = Field(default_factory=IngestSettings)  # type: ignore[arg-type]
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @property
     def is_production(self) -> bool:

@@ -1,0 +1,142 @@
+"""The composition root: ``create_app(settings)`` wires every part; the lifespan builds them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+from rich.console import Console
+from rich.panel import Panel
+
+from brokle_server import __version__, http_errors
+from brokle_server.auth import routes as auth_routes
+from brokle_server.auth.principals import KeyVerifier
+from brokle_server.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from brokle_server.bootstrap import FirstRun, bootstrap
+from brokle_server.catalog import routes_orgs, routes_projects
+from brokle_server.catalog.db import Database
+from brokle_server.container import Services
+from brokle_server.core.clock import Clock, utcnow
+from brokle_server.ops import health
+from brokle_server.ops.logging import configure as configure_logging
+from brokle_server.ops.metrics import Metrics
+from brokle_server.ops.middleware import ApiBodyMiddleware, RequestContextMiddleware
+from brokle_server.settings import Settings
+
+log = structlog.get_logger("brokle")
+
+# Paths under /api whose bodies are telemetry, with their own size and type rules.
+INGEST_API_PATHS = ("/api/v1/write", "/api/v1/ingest")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
+    """Build the ASGI app. Nothing touches disk or network until the lifespan starts."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    renderers = http_errors.ErrorRenderers()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings.resolved()
+        configure_logging(resolved.log_level, json=resolved.log_json)
+        services = await _build_services(resolved, clock, metrics)
+        app.state.services = services
+        try:
+            first_run = await bootstrap(services.db, resolved, clock)
+            if first_run is not None:
+                _announce(first_run, resolved)
+            log.info("brokle started", version=__version__, data_dir=str(resolved.data_dir))
+            yield
+        finally:
+            await _close_services(services)
+
+    app = FastAPI(
+        title="Brokle",
+        version=__version__,
+        summary="AI gateway and LLM observability platform",
+        lifespan=lifespan,
+    )
+    http_errors.install(app, renderers)
+    app.include_router(health.router)
+    app.include_router(auth_routes.router)
+    app.include_router(auth_routes.sdk_router)
+    app.include_router(routes_orgs.router)
+    app.include_router(routes_projects.router)
+
+    app.add_middleware(
+        ApiBodyMiddleware,
+        prefix="/api/",
+        max_bytes=settings.http.max_json_body_bytes,
+        renderers=renderers,
+        exempt=INGEST_API_PATHS,
+    )
+    if settings.http.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) -> Services:
+    assert settings.database_url is not None
+    db = Database(settings.database_url)
+    if settings.auto_migrate:
+        await db.migrate()
+    redis: Redis | None = None
+    limiter: RateLimiter
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        limiter = RedisRateLimiter(redis)
+    else:
+        limiter = MemoryRateLimiter()
+    services = Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        redis=redis,
+        limiter=limiter,
+        keys=KeyVerifier(db, clock, settings.auth.api_key_cache_seconds),
+        metrics=metrics,
+    )
+    services.checks["catalog"] = db.ping
+    if redis is not None:
+        services.checks["redis"] = redis.ping
+    return services
+
+
+async def _close_services(services: Services) -> None:
+    await services.limiter.close()
+    if services.redis is not None:
+        await services.redis.aclose()
+    await services.db.dispose()
+
+
+def _announce(first_run: FirstRun, settings: Settings) -> None:
+    lines = [
+        f"Dashboard/API: http://{settings.host}:{settings.port}",
+        f"Admin email:   {first_run.admin_email}",
+    ]
+    if first_run.admin_password:
+        lines.append(f"Admin password: {first_run.admin_password}")
+    lines += [
+        f"Organization:  {first_run.organization}",
+        f"Project:       {first_run.project} ({first_run.project_id})",
+    ]
+    if first_run.api_key:
+        lines.append(f"API key:       {first_run.api_key}")
+    if first_run.admin_password or first_run.api_key:
+        lines.append("")
+        lines.append("These secrets are shown only this once. Store them now.")
+    Console(file=sys.stdout).print(
+        Panel("\n".join(lines), title="Brokle first run", border_style="green")
+    )

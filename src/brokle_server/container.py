@@ -1,0 +1,28 @@
+"""The typed container of long-lived services, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from brokle_server.auth.principals import KeyVerifier
+from brokle_server.auth.ratelimit import RateLimiter
+from brokle_server.catalog.db import Database
+from brokle_server.core.clock import Clock
+from brokle_server.ops.metrics import Metrics
+from brokle_server.settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    redis: Redis | None
+    limiter: RateLimiter
+    keys: KeyVerifier
+    metrics: Metrics
+    # name -> probe raising when that backend is unusable; used by /health/ready
+    checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Operating Brokle: logs, request ids, Prometheus metrics, health checks."""
