@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from brokle_server.errors import ConfigurationError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MARKER = re.compile(r"\$\{(\w+)\}")
+# A marker with the space before it, so an empty value leaves no trailing blank behind.
+_MARKER = re.compile(r"( ?)\$\{(\w+)\}")
 _CREATE_TABLE = re.compile(
     r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:[\w`]+\.)?`?(\w+)`?", re.IGNORECASE
 )
@@ -79,10 +80,10 @@ def render(sql: str, target: Target) -> str:
     }
 
     def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
+        space, name = match.groups()
         if name not in values:
             raise ConfigurationError(f"unknown DDL template marker ${{{name}}}")
-        return values[name]
+        return space + values[name] if values[name] else ""
 
     text = _MARKER.sub(substitute, sql)
     if not clustered:
