@@ -70,17 +70,18 @@ async def _apply_limit(services: Services, key: str, limit: Limit, response: Res
     response.headers.update(headers)
 
 
-async def user_from_token(services: Services, session: AsyncSession, token: str) -> UserPrincipal:
+async def user_from_token(services: Services, token: str) -> UserPrincipal:
     claims = tokens.decode(services.settings.secret, token)
-    user = await users.active_session_user(
-        session, claims.session_id, claims.user_id, services.clock()
-    )
+    async with services.db.session() as session:
+        user = await users.active_session_user(
+            session, claims.session_id, claims.user_id, services.clock()
+        )
     return UserPrincipal(user=user, session_id=claims.session_id)
 
 
-async def get_principal(
-    request: Request, response: Response, services: ServicesDep, session: SessionDep
-) -> Principal:
+async def get_principal(request: Request, response: Response, services: ServicesDep) -> Principal:
+    """Authenticate and rate-limit the caller. API keys never touch a catalog session here
+    (the key cache answers), which keeps ingest and gateway requests cheap."""
     api_key, token = presented_credentials(request, services.settings.auth.cookie_name)
     limits = services.settings.rate_limit
     principal: Principal
@@ -89,7 +90,7 @@ async def get_principal(
         limit = Limit.per_minute(limits.api_key_per_minute, limits.api_key_burst)
         await _apply_limit(services, f"key:{principal.key_id}", limit, response)
     elif token is not None:
-        principal = await user_from_token(services, session, token)
+        principal = await user_from_token(services, token)
         limit = Limit.per_minute(limits.user_per_minute, limits.user_burst)
         await _apply_limit(services, f"user:{principal.user.id}", limit, response)
     else:
