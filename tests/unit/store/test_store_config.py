@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from brokle_server.errors import ConfigurationError
-from brokle_server.store.client import Store, StoreError, StoreLocation, redact_url
+from brokle_server.store.client import (
+    Store,
+    StoreError,
+    StoreLocation,
+    StoreUnavailable,
+    redact_url,
+)
 from brokle_server.store.config import StoreSettings
 from brokle_server.store.migrate import MigrationError, load_migrations
 
@@ -80,3 +86,12 @@ def test_load_migrations_refuses_bad_files(tmp_path: Path, files: list[str], mes
         (tmp_path / name).write_text("SELECT 1")
     with pytest.raises(MigrationError, match=message):
         load_migrations(tmp_path)
+
+
+def test_unreachable_server_is_unavailable_and_redacted() -> None:
+    store = Store("http://default:hunter2@127.0.0.1:1")  # nothing listens on port 1
+    with pytest.raises(StoreUnavailable) as info:
+        store.open()
+    assert "hunter2" not in str(info.value)
+    assert info.value.retry_after > 0
+    assert not store.is_open
