@@ -3,7 +3,7 @@
 Realistic LLM spans: 13 attributes (GenAI + brokle SDK), a ~1 KB prompt, a short completion,
 built with the OpenTelemetry SDK and encoded by its own OTLP encoder; plus plain HTTP server
 spans (8 short attributes) and a Prometheus remote_write body. Reports items/s on one core
-(median and best of the rounds: the machine is shared, so the best is the steadier number)
+(median and best of the rounds, in thread CPU time so a shared machine skews less)
 and the ratio of full decode to protobuf parse only — the cost of flattening attributes into
 Python rows, the number to watch. The garbage collector stays on, as in the server.
 
@@ -127,9 +127,11 @@ def measure(fn: Callable[[], object], rounds: int) -> list[float]:
     fn()  # warm up
     times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        # CPU time of this thread, not wall time: other processes on a shared machine
+        # would otherwise dominate the spread.
+        start = time.thread_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.thread_time() - start)
     return times
 
 

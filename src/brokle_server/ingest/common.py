@@ -29,6 +29,8 @@ from typing import Final
 
 import orjson
 
+from brokle_server.errors import PayloadTooLarge
+
 Row = tuple[object, ...]
 
 NS_PER_MS: Final = 1_000_000
@@ -86,6 +88,29 @@ class RowBatch:
 
     rows: list[Row]
     rejected: Rejections
+
+
+class ItemBudget:
+    """Counts a request's items; too many is a 413 before the rows are built.
+
+    A 16 MiB body of minimal spans is ~400k spans, well over 1 GB as Python rows; the
+    budget (``max_items_per_request``) keeps one request from taking the process down.
+    """
+
+    __slots__ = ("left", "limit", "noun")
+
+    def __init__(self, limit: int, noun: str) -> None:
+        self.limit = limit
+        self.left = limit
+        self.noun = noun
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise PayloadTooLarge(
+                f"more than {self.limit} {self.noun} in one request; send smaller batches",
+                details={"max_items": self.limit},
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,12 @@ class IngestSettings(BaseModel):
         ge=1,
         description="Most items in one native, score or Luminate JSON batch.",
     )
+    max_items_per_request: int = Field(
+        100_000,
+        ge=100,
+        description="Most spans, log records, metric data points or remote_write samples in "
+        "one request (413 beyond): bounds the memory one decoded request can take.",
+    )
     max_labels: int = Field(
         64, ge=4, description="Most labels on one metric series; larger series are rejected."
     )

@@ -59,7 +59,7 @@ import orjson
 
 from brokle_server.core.types import ProjectScope
 from brokle_server.errors import InvalidInput
-from brokle_server.ingest.anyvalue import plain_attributes
+from brokle_server.ingest.anyvalue import enforce_lengths, plain_attributes
 from brokle_server.ingest.common import ItemStatus, Row, parse_hex_id, parse_timestamp_ns
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError
@@ -250,11 +250,12 @@ def _span_row(
     dropped, truncated = (
         plain_attributes(item.metadata, ctx.attr_limits, attrs) if item.metadata else (0, 0)
     )
-    if dropped or truncated:
-        note_limits(attrs, dropped, truncated)
     _common_attrs(attrs, item, span_type)
     if isinstance(item, GenerationBody):
         _generation_attrs(attrs, item, start_ns)
+    long_keys, cut = enforce_lengths(attrs, ctx.attr_limits)
+    if dropped or truncated or long_keys or cut:
+        note_limits(attrs, dropped + long_keys, truncated + cut)
     level = (item.level or "").upper()
     status = "error" if level == "ERROR" else "unset"
     return build_span_row(

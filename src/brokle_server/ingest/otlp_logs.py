@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from brokle_server.core.types import ProjectScope
 from brokle_server.ingest.anyvalue import pb_attributes, pb_text
-from brokle_server.ingest.common import Rejections, Row, RowBatch
+from brokle_server.ingest.common import ItemBudget, Rejections, Row, RowBatch
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError, load_json_object
 from brokle_server.ingest.otlp_json import json_to_message
@@ -83,6 +83,7 @@ def _decode(
     ctx = IngestContext(scope, received_at, settings, fallback_environment=fallback_environment)
     limits = ctx.attr_limits
     window = ctx.window
+    budget = ItemBudget(settings.max_items_per_request, "log records")
     rows: list[Row] = []
     rejected = Rejections()
     for resource_logs in request.resource_logs:
@@ -91,7 +92,9 @@ def _decode(
         res = ResourceInfo(resource_attrs)
         for scope_logs in resource_logs.scope_logs:
             scope_name: str = scope_logs.scope.name
-            for record in scope_logs.log_records:
+            records = scope_logs.log_records
+            budget.take(len(records))
+            for record in records:
                 observed: int = record.observed_time_unix_nano
                 ts: int = record.time_unix_nano or observed or window.received_ns
                 reason = window.reject_reason(ts)

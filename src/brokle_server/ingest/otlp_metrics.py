@@ -39,7 +39,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 
 from brokle_server.core.types import ProjectScope
 from brokle_server.ingest.anyvalue import AttrLimits, pb_attributes
-from brokle_server.ingest.common import NS_PER_MS, Rejections, resource_environment
+from brokle_server.ingest.common import (
+    NS_PER_MS,
+    ItemBudget,
+    Rejections,
+    resource_environment,
+)
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError, load_json_object
 from brokle_server.ingest.otlp_json import json_to_message
@@ -50,6 +55,7 @@ _DEFAULT_SETTINGS: Final = IngestSettings()
 _CUMULATIVE: Final = 2
 _NO_RECORDED_VALUE: Final = 1
 _MAX_EXP_BUCKETS: Final = 160
+MAX_METRIC_NAME_CHARS: Final = 512
 _RESOURCE_LABEL_KEYS: Final = frozenset(
     {"service.name", "service.namespace", "service.instance.id"}
 )
@@ -103,6 +109,7 @@ class _Decoder:
             settings.max_label_value_chars,
         )
         self.rejected = Rejections()
+        self.budget = ItemBudget(settings.max_items_per_request, "data points")
         # Per-resource state, set in run().
         self.env = ""
         self.base_labels: dict[str, str] = {}
@@ -140,8 +147,10 @@ class _Decoder:
         if which is None:
             return 0
         data = getattr(metric, which)
-        if not metric.name:
-            self.rejected.add("metric without a name", len(data.data_points))
+        self.budget.take(len(data.data_points))
+        if not metric.name or len(metric.name) > MAX_METRIC_NAME_CHARS:
+            reason = f"metric name must be 1 to {MAX_METRIC_NAME_CHARS} characters"
+            self.rejected.add(reason, len(data.data_points))
             return 0
         suffixes = self.settings.otlp_metric_suffixes
         if which == "sum":

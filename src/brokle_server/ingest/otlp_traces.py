@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from brokle_server.core.types import ProjectScope
 from brokle_server.ingest.anyvalue import json_attributes, pb_attributes
-from brokle_server.ingest.common import Rejections, Row, RowBatch, parse_hex_id
+from brokle_server.ingest.common import ItemBudget, Rejections, Row, RowBatch, parse_hex_id
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError, load_json_object, pick
 from brokle_server.ingest.spans import (
@@ -62,6 +62,7 @@ def decode_traces_protobuf(
         fallback_environment=fallback_environment,
     )
     limits = ctx.attr_limits
+    budget = ItemBudget(settings.max_items_per_request, "spans")
     rows: list[Row] = []
     rejected = Rejections()
     for resource_spans in request.resource_spans:
@@ -72,7 +73,9 @@ def decode_traces_protobuf(
             inst = scope_spans.scope
             scope_name: str = inst.name
             scope_version: str = inst.version
-            for span in scope_spans.spans:
+            spans = scope_spans.spans
+            budget.take(len(spans))
+            for span in spans:
                 trace_id: bytes = span.trace_id
                 span_id: bytes = span.span_id
                 if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
@@ -99,6 +102,7 @@ def _pb_span(
     span_id: bytes,
 ) -> Row | str:
     limits = ctx.attr_limits
+    name_cap = limits.max_value
     attrs: dict[str, str] = {}
     dropped, truncated = pb_attributes(span.attributes, limits, attrs)
     dropped += span.dropped_attributes_count
@@ -120,7 +124,7 @@ def _pb_span(
             if d or t:
                 note_limits(ea, d + event.dropped_attributes_count, t)
             event_times.append(clamp(event.time_unix_nano) or start_ns)
-            event_names.append(event.name)
+            event_names.append(event.name[:name_cap])
             event_attrs.append(ea)
         if extra > 0 or span.dropped_events_count:
             attrs["brokle.dropped_events_count"] = str(max(extra, 0) + span.dropped_events_count)
@@ -130,8 +134,10 @@ def _pb_span(
     if links:
         extra = len(links) - ctx.max_links
         for link in links[: ctx.max_links] if extra > 0 else links:
-            link_trace_ids.append(link.trace_id.hex())
-            link_span_ids.append(link.span_id.hex())
+            tid: bytes = link.trace_id
+            sid: bytes = link.span_id
+            link_trace_ids.append(tid.hex() if len(tid) == 16 else "")
+            link_span_ids.append(sid.hex() if len(sid) == 8 else "")
         if extra > 0:
             attrs["brokle.dropped_links_count"] = str(extra)
     kind: int = span.kind
@@ -185,6 +191,7 @@ def decode_traces_json(
         api_key_id=api_key_id,
         fallback_environment=fallback_environment,
     )
+    budget = ItemBudget(settings.max_items_per_request, "spans")
     rows: list[Row] = []
     rejected = Rejections()
     for resource_spans in resource_spans_list:
@@ -203,9 +210,10 @@ def decode_traces_json(
                 scope_name = str(inst.get("name") or "")
                 scope_version = str(inst.get("version") or "")
                 spans = pick(scope_spans, "spans", "spans") or []
-                iter(spans)
+                count = len(spans)
             except (AttributeError, TypeError):
                 raise PayloadDecodeError("malformed scopeSpans entry") from None
+            budget.take(count)
             for span in spans:
                 try:
                     row = _json_span(ctx, res, scope_name, scope_version, span)
@@ -235,6 +243,7 @@ def _json_span(
         return "invalid span_id (must be 16 hex characters, not all zero)"
     parent = parse_hex_id(pick(span, "parentSpanId", "parent_span_id") or "", 8) or ""
     limits = ctx.attr_limits
+    name_cap = limits.max_value
     attrs: dict[str, str] = {}
     dropped, truncated = json_attributes(span.get("attributes"), limits, attrs)
     dropped += int(pick(span, "droppedAttributesCount", "dropped_attributes_count") or 0)
@@ -255,7 +264,7 @@ def _json_span(
                 note_limits(ea, d, t)
             ts = int(pick(event, "timeUnixNano", "time_unix_nano") or 0)
             event_times.append(clamp(ts) or start_ns)
-            event_names.append(str(event.get("name") or ""))
+            event_names.append(str(event.get("name") or "")[:name_cap])
             event_attrs.append(ea)
         if len(events) > ctx.max_events:
             attrs["brokle.dropped_events_count"] = str(len(events) - ctx.max_events)

@@ -35,13 +35,14 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from brokle_server.core.types import ProjectScope
-from brokle_server.ingest.common import Rejections
+from brokle_server.ingest.common import ItemBudget, Rejections
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError
 from brokle_server.ingest.series import MetricBatch, SeriesCollector
 from brokle_server.store.schema import series_id
 
 STALE_NAN_BITS: Final = 0x7FF0000000000002
+MAX_METRIC_NAME_CHARS: Final = 512
 _STALE_BYTES: Final = struct.pack("<Q", STALE_NAN_BITS)
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -119,6 +120,7 @@ def decode_remote_write(
         scope, received_at, settings.max_future_skew_seconds, fallback_environment
     )
     rejected = Rejections()
+    budget = ItemBudget(settings.max_items_per_request, "samples")
     metadata = {
         m.metric_family_name: (_METADATA_TYPES.get(m.type, "unknown"), m.unit, m.help)
         for m in request.metadata
@@ -129,6 +131,7 @@ def decode_remote_write(
     max_ms = window.max_ns // 1_000_000
     for series in request.timeseries:
         samples = series.samples
+        budget.take(len(samples))
         if series.histograms:
             rejected.add("native histograms are not supported", len(series.histograms))
         if not samples:
@@ -174,7 +177,7 @@ def _labels(raw: Any, settings: IngestSettings) -> tuple[str, dict[str, str]] | 
         labels[key] = value
     if not name:
         return "series without a __name__ label"
-    if not _METRIC_NAME.fullmatch(name):
+    if len(name) > MAX_METRIC_NAME_CHARS or not _METRIC_NAME.fullmatch(name):
         return f"invalid metric name {name[:64]!r}"
     if len(labels) + 1 > settings.max_labels:
         return f"more than {settings.max_labels} labels"

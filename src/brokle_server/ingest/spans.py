@@ -224,6 +224,7 @@ def build_span_row(
             )
 
     get = attrs.get
+    cap = ctx.attr_limits.max_value
     level = _LEVELS.get((get("brokle.span.level") or "").upper())
     if level is None:
         level = "ERROR" if status_code == "error" else "DEFAULT"
@@ -235,8 +236,8 @@ def build_span_row(
         trace_id,
         span_id,
         parent_span_id,
-        trace_state,
-        get("brokle.span_name") or name,
+        trace_state[:cap],
+        (get("brokle.span_name") or name)[:cap],
         kind,
         res.service_name,
         scope_name,
@@ -245,7 +246,7 @@ def build_span_row(
         end_ns,
         end_ns - start_ns,
         status_code,
-        status_message,
+        status_message[:cap],
         infer_span_type(attrs, operation, provider, model),
         level,
         attrs,
