@@ -27,6 +27,17 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 STRONG_PASSWORD = "Correct-Horse-9-Battery"
 
+# chDB allows one data path per process: every in-process app in the test session shares one
+# embedded store directory (tenants are separated by project ids, as in production).
+_SHARED_STORE: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"chdb://{tmp_path_factory.mktemp('chdb')}"
+    _SHARED_STORE["url"] = url
+    return url
+
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -102,6 +113,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "secret_key": "test-secret-" + "x" * 40,
         "log_json": False,
         "log_level": "warning",
+        "clickhouse_url": _SHARED_STORE["url"],
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -112,6 +124,7 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, behind an httpx client speaking ASGI."""
     app = create_app(settings)
     async with LifespanManager(app, startup_timeout=60) as manager:
+        assert await app.state.services.telemetry.wait_store_ready(60), "store did not open"
         transport = httpx.ASGITransport(manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://brokle.test") as client:
             client.app = manager.app  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.panel import Panel
 
@@ -22,10 +23,15 @@ from brokle_server.catalog import routes_orgs, routes_projects
 from brokle_server.catalog.db import Database
 from brokle_server.container import Services
 from brokle_server.core.clock import Clock, utcnow
+from brokle_server.errors import ConfigurationError
+from brokle_server.ingest import routes as ingest_routes
+from brokle_server.ingest.service import IngestService
 from brokle_server.ops import health
 from brokle_server.ops.logging import configure as configure_logging
 from brokle_server.ops.metrics import Metrics
 from brokle_server.ops.middleware import ApiBodyMiddleware, RequestContextMiddleware
+from brokle_server.pipeline.runtime import TelemetryRuntime
+from brokle_server.realtime.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from brokle_server.settings import Settings
 
 log = structlog.get_logger("brokle")
@@ -67,6 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(auth_routes.sdk_router)
     app.include_router(routes_orgs.router)
     app.include_router(routes_projects.router)
+    app.include_router(ingest_routes.router)
 
     app.add_middleware(
         ApiBodyMiddleware,
@@ -94,11 +101,24 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
         await db.migrate()
     redis: Redis | None = None
     limiter: RateLimiter
+    pubsub: PubSub
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
         limiter = RedisRateLimiter(redis)
+        pubsub = RedisPubSub(redis)
     else:
         limiter = MemoryRateLimiter()
+        pubsub = MemoryPubSub()
+    telemetry = TelemetryRuntime(settings, run_writers=settings.pipeline.run_writers)
+    try:
+        await telemetry.start()
+    except (RedisError, OSError) as exc:
+        if redis is not None:
+            await redis.aclose()
+        await db.dispose()
+        raise ConfigurationError(
+            f"cannot open the ingest queue ({'Redis' if settings.redis_url else 'spool'}): {exc}"
+        ) from exc
     services = Services(
         settings=settings,
         clock=clock,
@@ -107,14 +127,29 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
         limiter=limiter,
         keys=KeyVerifier(db, clock, settings.auth.api_key_cache_seconds),
         metrics=metrics,
+        telemetry=telemetry,
+        pubsub=pubsub,
+        ingest=IngestService(telemetry.queue, pubsub),
     )
     services.checks["catalog"] = db.ping
+    services.checks["store"] = telemetry.ping_store
+    metrics.add_gauges(
+        "brokle_pipeline", "Ingest pipeline counters and queue depth.", telemetry.counters
+    )
+    metrics.add_gauges(
+        "brokle_ingest_accepted_rows",
+        "Rows made durable by ingest, by table.",
+        services.ingest.counters,
+        label="table",
+    )
     if redis is not None:
         services.checks["redis"] = redis.ping
     return services
 
 
 async def _close_services(services: Services) -> None:
+    await services.telemetry.stop()
+    await services.pubsub.close()
     await services.limiter.close()
     if services.redis is not None:
         await services.redis.aclose()

@@ -11,7 +11,10 @@ from brokle_server.auth.principals import KeyVerifier
 from brokle_server.auth.ratelimit import RateLimiter
 from brokle_server.catalog.db import Database
 from brokle_server.core.clock import Clock
+from brokle_server.ingest.service import IngestService
 from brokle_server.ops.metrics import Metrics
+from brokle_server.pipeline.runtime import TelemetryRuntime
+from brokle_server.realtime.pubsub import PubSub
 from brokle_server.settings import Settings
 
 
@@ -24,5 +27,8 @@ class Services:
     limiter: RateLimiter
     keys: KeyVerifier
     metrics: Metrics
+    telemetry: TelemetryRuntime
+    pubsub: PubSub
+    ingest: IngestService
     # name -> probe raising when that backend is unusable; used by /health/ready
     checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

@@ -79,7 +79,7 @@ async def user_from_token(services: Services, token: str) -> UserPrincipal:
     return UserPrincipal(user=user, session_id=claims.session_id)
 
 
-async def get_principal(request: Request, response: Response, services: ServicesDep) -> Principal:
+async def authenticate(request: Request, response: Response, services: Services) -> Principal:
     """Authenticate and rate-limit the caller. API keys never touch a catalog session here
     (the key cache answers), which keeps ingest and gateway requests cheap."""
     api_key, token = presented_credentials(request, services.settings.auth.cookie_name)
@@ -101,6 +101,21 @@ async def get_principal(request: Request, response: Response, services: Services
     return principal
 
 
+async def authenticate_key(
+    request: Request, response: Response, services: Services, scope: Scope
+) -> KeyPrincipal:
+    """Admit only a project API key carrying ``scope``."""
+    principal = await authenticate(request, response, services)
+    if not isinstance(principal, KeyPrincipal):
+        raise Unauthenticated("This endpoint needs a project API key", code="api_key_required")
+    principal.require(scope)
+    return principal
+
+
+async def get_principal(request: Request, response: Response, services: ServicesDep) -> Principal:
+    return await authenticate(request, response, services)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
@@ -118,11 +133,10 @@ UserDep = Annotated[UserPrincipal, Depends(get_user)]
 def require_key(scope: Scope) -> Callable[..., Coroutine[Any, Any, KeyPrincipal]]:
     """A dependency that admits only an API key carrying ``scope``."""
 
-    async def dependency(principal: PrincipalDep) -> KeyPrincipal:
-        if not isinstance(principal, KeyPrincipal):
-            raise Unauthenticated("This endpoint needs a project API key", code="api_key_required")
-        principal.require(scope)
-        return principal
+    async def dependency(
+        request: Request, response: Response, services: ServicesDep
+    ) -> KeyPrincipal:
+        return await authenticate_key(request, response, services, scope)
 
     return dependency
 

@@ -111,3 +111,32 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def server(server_factory: Callable[..., Server]) -> Server:
     return server_factory()
+
+
+def query_store(data_dir: Path, sql: str, **parameters: object) -> list[dict[str, object]]:
+    """Run SQL on a stopped server's embedded store, in a subprocess (chDB allows one data
+    path per process, and the test process may hold another)."""
+    import json
+
+    script = (
+        "import json, sys\n"
+        "from brokle_server.store.client import Store\n"
+        "args = json.loads(sys.argv[1])\n"
+        "with Store(args['url']) as store:\n"
+        "    rows = store.query_dicts(args['sql'], args['params'])\n"
+        "print(json.dumps(rows, default=str))\n"
+    )
+    payload = json.dumps(
+        {"url": f"chdb://{data_dir / 'clickhouse'}", "sql": sql, "params": parameters}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, payload],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"store query failed:\n{done.stderr[-3000:]}")
+    rows: list[dict[str, object]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return rows

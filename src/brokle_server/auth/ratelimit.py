@@ -14,7 +14,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = structlog.get_logger("brokle.ratelimit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +130,14 @@ class RedisRateLimiter:
         self._script = redis.register_script(_LUA_TAKE)
 
     async def hit(self, key: str, limit: Limit, cost: int = 1) -> Decision:
-        allowed, raw_tokens = await self._script(
-            keys=[self._prefix + key], args=[limit.rate, limit.burst, cost]
-        )
+        try:
+            allowed, raw_tokens = await self._script(
+                keys=[self._prefix + key], args=[limit.rate, limit.burst, cost]
+            )
+        except (RedisError, OSError) as exc:
+            # Fail open: losing rate limiting for a while beats refusing every request.
+            log.warning("rate limiter unavailable; allowing request", error=str(exc))
+            return Decision(True, limit.burst, limit.burst, 0.0, 0.0)
         tokens = float(raw_tokens)
         ok = bool(int(allowed))
         return Decision(

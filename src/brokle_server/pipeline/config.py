@@ -6,6 +6,11 @@ from pydantic import BaseModel, Field
 
 
 class PipelineSettings(BaseModel):
+    run_writers: bool = Field(
+        True,
+        description="Run the batch writers inside `brokle serve`; turn off when separate "
+        "`brokle worker` processes drain a shared Redis queue.",
+    )
     batch_rows: int = Field(5000, ge=1, description="Rows a writer inserts at most at once.")
     flush_interval_ms: int = Field(200, ge=1, description="Longest wait before a batch is written.")
     writer_concurrency: int = Field(

@@ -75,7 +75,7 @@ class RedisPubSub:
                         yield orjson.loads(message["data"])
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         """The Redis connection belongs to the app container, which closes it."""

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
+from brokle_server.errors import ConfigurationError
 from brokle_server.settings import Settings
 from tests.conftest import make_settings, running_app
 
@@ -28,16 +30,14 @@ async def test_health_live_ready_and_metrics(client: httpx.AsyncClient) -> None:
     assert "brokle_http_request_duration_seconds_bucket" in text
 
 
-async def test_ready_checks_redis_and_reports_it_down(tmp_path: Path, redis_url: str) -> None:
+async def test_ready_checks_redis_and_refuses_to_start_without_it(tmp_path: Path, redis_url: str) -> None:
     async with running_app(make_settings(tmp_path, redis_url=redis_url)) as client:
         checks = (await client.get("/health/ready")).json()["checks"]
         assert checks["redis"]["status"] == "ok"
-    # A Redis URL nobody listens on: the server still starts, readiness says why it's not ready.
-    async with running_app(make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0")) as client:
-        ready = await client.get("/health/ready")
-        assert ready.status_code == 503
-        assert ready.json()["checks"]["redis"]["status"] == "error"
-        assert ready.json()["checks"]["catalog"]["status"] == "ok"
+    # A Redis URL nobody listens on: start-up stops with an error that names the cause.
+    with pytest.raises(ConfigurationError, match=r"cannot open the ingest queue \(Redis\)"):
+        async with running_app(make_settings(tmp_path, redis_url="redis://127.0.0.1:1/0")):
+            pass
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
