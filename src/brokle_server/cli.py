@@ -21,7 +21,11 @@ from brokle_server.catalog.models import ApiKey, Project, Scope
 from brokle_server.core.clock import utcnow
 from brokle_server.core.pagination import PageRequest
 from brokle_server.errors import BrokleError
+from brokle_server.ops.logging import configure as configure_logging
+from brokle_server.pipeline.runtime import TelemetryRuntime
 from brokle_server.settings import Settings
+from brokle_server.store import migrate as store_migrate
+from brokle_server.store.client import Store
 
 app = typer.Typer(help="Brokle: AI gateway and LLM observability platform.", no_args_is_help=True)
 migrate_app = typer.Typer(help="Apply or inspect database migrations.", no_args_is_help=True)
@@ -85,14 +89,27 @@ def serve(
     )
 
 
+def _with_store(work: Callable[[Store], T]) -> T:
+    settings = _settings()
+    with Store(settings.clickhouse_url or "", settings.store) as store:
+        return work(store)
+
+
 @migrate_app.command("up")
 def migrate_up() -> None:
-    """Apply every pending migration."""
+    """Apply every pending catalog and telemetry-store migration."""
 
     async def work(db: Database, _: Settings) -> None:
         console.print(f"catalog at revision [bold]{await db.current_revision()}[/bold]")
 
     _run(work)
+    try:
+        applied = _with_store(store_migrate.up)
+    except BrokleError as exc:
+        err.print(f"[red]error:[/red] telemetry store: {exc.message}")
+        raise typer.Exit(1) from exc
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing new"
+    console.print(f"store: applied {names}")
 
 
 @migrate_app.command("down")
@@ -134,6 +151,60 @@ def migrate_status() -> None:
     console.print(table)
     state = "up to date" if current == head_revision() else "migrations pending"
     console.print(f"catalog: {current or 'empty'} ({state})")
+    try:
+        rows = _with_store(store_migrate.status)
+    except BrokleError as exc:
+        err.print(f"[red]error:[/red] telemetry store: {exc.message}")
+        raise typer.Exit(1) from exc
+    store_table = Table("store migration", "state", "applied at")
+    for row in rows:
+        store_table.add_row(
+            f"{row.version:04d}_{row.name}",
+            row.state,
+            row.applied_at.isoformat() if row.applied_at else "-",
+        )
+    console.print(store_table)
+    pending = sum(1 for r in rows if r.state != "applied")
+    console.print(f"store: {'up to date' if not pending else f'{pending} not applied'}")
+
+
+@app.command()
+def worker() -> None:
+    """Drain the shared Redis ingest queue into the store (run several at scale).
+
+    In embedded mode (no BROKLE_REDIS_URL) the writers run inside `brokle serve`.
+    """
+    settings = _settings()
+    if not settings.redis_url:
+        err.print(
+            "[red]error:[/red] `brokle worker` drains a shared Redis queue; set "
+            "BROKLE_REDIS_URL (without it, `brokle serve` runs the writers itself)"
+        )
+        raise typer.Exit(2)
+    if settings.clickhouse_url and settings.clickhouse_url.startswith("chdb:"):
+        err.print(
+            "[red]error:[/red] an embedded chDB store belongs to the `brokle serve` process; "
+            "point BROKLE_CLICKHOUSE_URL at a ClickHouse server to run separate workers"
+        )
+        raise typer.Exit(2)
+    configure_logging(settings.log_level, json=settings.log_json)
+    asyncio.run(_work_until_signalled(settings))
+
+
+async def _work_until_signalled(settings: Settings) -> None:
+    import signal
+
+    runtime = TelemetryRuntime(settings, run_writers=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    console.print("worker running; Ctrl-C to drain and stop")
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
 
 
 @users_app.command("create")

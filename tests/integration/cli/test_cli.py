@@ -26,9 +26,15 @@ def invoke(env: dict[str, str], *args: str, input: str | None = None) -> str:
 
 
 def test_migrate_status_up_down(env: dict[str, str]) -> None:
-    assert "catalog: empty (migrations pending)" in invoke(env, "migrate", "status")
-    assert "catalog at revision" in invoke(env, "migrate", "up")
-    assert "(up to date)" in invoke(env, "migrate", "status")
+    before = invoke(env, "migrate", "status")
+    assert "catalog: empty (migrations pending)" in before
+    assert "store: 4 not applied" in before
+    up = invoke(env, "migrate", "up")
+    assert "catalog at revision" in up
+    assert "store: applied 0001_spans, 0002_logs, 0003_metrics, 0004_scores_events" in up
+    assert "store: applied nothing new" in invoke(env, "migrate", "up")
+    after = invoke(env, "migrate", "status")
+    assert "(up to date)" in after and "store: up to date" in after
     assert "catalog at revision None" in invoke(env, "migrate", "down", "base")
     assert "migrations pending" in invoke(env, "migrate", "status")
 
@@ -107,3 +113,10 @@ def test_users_and_keys_lifecycle(env: dict[str, str]) -> None:
     assert "revoked" in invoke(env, "keys", "list", "--project", "support-bot")
     missing = runner.invoke(app, ["keys", "list", "--project", "nope"], env=env)
     assert missing.exit_code == 1 and "No project matches 'nope'" in missing.output
+
+
+def test_worker_explains_what_it_needs(env: dict[str, str]) -> None:
+    embedded = runner.invoke(app, ["worker"], env=env)
+    assert embedded.exit_code == 2 and "set BROKLE_REDIS_URL" in embedded.output
+    with_redis = runner.invoke(app, ["worker"], env=env | {"BROKLE_REDIS_URL": "redis://x:1/0"})
+    assert with_redis.exit_code == 2 and "ClickHouse server" in with_redis.output
