@@ -30,7 +30,9 @@ async def test_health_live_ready_and_metrics(client: httpx.AsyncClient) -> None:
     assert "brokle_http_request_duration_seconds_bucket" in text
 
 
-async def test_ready_checks_redis_and_refuses_to_start_without_it(tmp_path: Path, redis_url: str) -> None:
+async def test_ready_checks_redis_and_refuses_to_start_without_it(
+    tmp_path: Path, redis_url: str
+) -> None:
     async with running_app(make_settings(tmp_path, redis_url=redis_url)) as client:
         checks = (await client.get("/health/ready")).json()["checks"]
         assert checks["redis"]["status"] == "ok"
