@@ -127,7 +127,7 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         assert await app.state.services.telemetry.wait_store_ready(60), "store did not open"
         transport = httpx.ASGITransport(manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://brokle.test") as client:
-            client.app = manager.app  # type: ignore[attr-defined]
+            client.app = app  # type: ignore[attr-defined]
             yield client
 
 

@@ -19,10 +19,11 @@ from brokle_server.auth import routes as auth_routes
 from brokle_server.auth.principals import KeyVerifier
 from brokle_server.auth.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from brokle_server.bootstrap import FirstRun, bootstrap
-from brokle_server.catalog import routes_orgs, routes_projects
+from brokle_server.catalog import routes_gateway, routes_orgs, routes_projects
 from brokle_server.catalog.db import Database
 from brokle_server.container import Services
 from brokle_server.core.clock import Clock, utcnow
+from brokle_server.core.secretbox import SecretBox
 from brokle_server.errors import ConfigurationError
 from brokle_server.ingest import routes as ingest_routes
 from brokle_server.ingest.service import IngestService
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(auth_routes.sdk_router)
     app.include_router(routes_orgs.router)
     app.include_router(routes_projects.router)
+    app.include_router(routes_gateway.router)
     app.include_router(ingest_routes.router)
 
     app.add_middleware(
@@ -127,6 +129,7 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
         limiter=limiter,
         keys=KeyVerifier(db, clock, settings.auth.api_key_cache_seconds),
         metrics=metrics,
+        secrets=SecretBox(settings.secret),
         telemetry=telemetry,
         pubsub=pubsub,
         ingest=IngestService(telemetry.queue, pubsub),

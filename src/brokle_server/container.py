@@ -11,6 +11,7 @@ from brokle_server.auth.principals import KeyVerifier
 from brokle_server.auth.ratelimit import RateLimiter
 from brokle_server.catalog.db import Database
 from brokle_server.core.clock import Clock
+from brokle_server.core.secretbox import SecretBox
 from brokle_server.ingest.service import IngestService
 from brokle_server.ops.metrics import Metrics
 from brokle_server.pipeline.runtime import TelemetryRuntime
@@ -27,6 +28,7 @@ class Services:
     limiter: RateLimiter
     keys: KeyVerifier
     metrics: Metrics
+    secrets: SecretBox
     telemetry: TelemetryRuntime
     pubsub: PubSub
     ingest: IngestService

@@ -98,7 +98,7 @@ class ApiKeyIn(Body):
     expires_at: Annotated[datetime | None, AfterValidator(_aware)] = None
 
 
-def _ts(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -107,8 +107,8 @@ def user_out(user: User) -> dict[str, Any]:
         "id": str(user.id),
         "email": user.email,
         "name": user.name,
-        "created_at": _ts(user.created_at),
-        "last_login_at": _ts(user.last_login_at),
+        "created_at": iso(user.created_at),
+        "last_login_at": iso(user.last_login_at),
     }
 
 
@@ -117,8 +117,8 @@ def organization_out(org: Organization, role: str | None = None) -> dict[str, An
         "id": str(org.id),
         "name": org.name,
         "slug": org.slug,
-        "created_at": _ts(org.created_at),
-        "updated_at": _ts(org.updated_at),
+        "created_at": iso(org.created_at),
+        "updated_at": iso(org.updated_at),
     }
     if role is not None:
         out["role"] = role
@@ -131,7 +131,7 @@ def member_out(membership: Membership) -> dict[str, Any]:
         "email": membership.user.email,
         "name": membership.user.name,
         "role": membership.role,
-        "joined_at": _ts(membership.created_at),
+        "joined_at": iso(membership.created_at),
     }
 
 
@@ -141,8 +141,8 @@ def invitation_out(invitation: Invitation, token: str | None = None) -> dict[str
         "organization_id": str(invitation.organization_id),
         "email": invitation.email,
         "role": invitation.role,
-        "created_at": _ts(invitation.created_at),
-        "expires_at": _ts(invitation.expires_at),
+        "created_at": iso(invitation.created_at),
+        "expires_at": iso(invitation.expires_at),
     }
     if token is not None:
         out["token"] = token
@@ -157,8 +157,8 @@ def project_out(project: Project) -> dict[str, Any]:
         "slug": project.slug,
         "description": project.description,
         "retention_days": project.retention_days,
-        "created_at": _ts(project.created_at),
-        "updated_at": _ts(project.updated_at),
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
     }
 
 
@@ -167,7 +167,7 @@ def environment_out(env: Environment) -> dict[str, Any]:
         "id": str(env.id),
         "project_id": str(env.project_id),
         "name": env.name,
-        "created_at": _ts(env.created_at),
+        "created_at": iso(env.created_at),
     }
 
 
@@ -179,10 +179,10 @@ def api_key_out(key: ApiKey, plaintext: str | None = None) -> dict[str, Any]:
         "preview": key.preview,
         "scopes": list(key.scopes),
         "environment": key.environment.name if key.environment else None,
-        "created_at": _ts(key.created_at),
-        "expires_at": _ts(key.expires_at),
-        "revoked_at": _ts(key.revoked_at),
-        "last_used_at": _ts(key.last_used_at),
+        "created_at": iso(key.created_at),
+        "expires_at": iso(key.expires_at),
+        "revoked_at": iso(key.revoked_at),
+        "last_used_at": iso(key.last_used_at),
     }
     if plaintext is not None:
         out["key"] = plaintext
@@ -192,7 +192,7 @@ def api_key_out(key: ApiKey, plaintext: str | None = None) -> dict[str, Any]:
 def audit_out(row: AuditLog) -> dict[str, Any]:
     return {
         "id": str(row.id),
-        "created_at": _ts(row.created_at),
+        "created_at": iso(row.created_at),
         "organization_id": str(row.organization_id) if row.organization_id else None,
         "project_id": str(row.project_id) if row.project_id else None,
         "actor_type": row.actor_type,

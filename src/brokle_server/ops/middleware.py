@@ -22,6 +22,10 @@ from brokle_server.ops.metrics import Metrics
 log = structlog.get_logger("brokle.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Management bodies are JSON; routing files may also be sent as YAML.
+_API_MEDIA_TYPES = frozenset(
+    {"application/json", "application/yaml", "application/x-yaml", "text/yaml"}
+)
 
 
 class RequestContextMiddleware:
@@ -101,7 +105,7 @@ class ApiBodyMiddleware:
         rejection: BrokleError | None = None
         if length and length.isdigit() and int(length) > self.max_bytes:
             rejection = PayloadTooLarge(f"Request body is over the {self.max_bytes}-byte limit")
-        elif content_type and content_type != "application/json" and length != "0":
+        elif content_type and content_type not in _API_MEDIA_TYPES and length != "0":
             rejection = UnsupportedMediaType(
                 f"Content-Type '{content_type}' is not accepted here; send application/json"
             )

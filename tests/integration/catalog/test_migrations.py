@@ -7,6 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from brokle_server.catalog import gateway_models  # noqa: F401  (registers its tables)
 from brokle_server.catalog.db import Database, head_revision, migration_history
 from brokle_server.catalog.models import Base
 
@@ -20,6 +21,11 @@ TABLES = {
     "environments",
     "api_keys",
     "audit_log",
+    "provider_credentials",
+    "gateway_routes",
+    "budgets",
+    "gateway_limits",
+    "price_overrides",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from brokle_server.catalog import gateway_models  # noqa: F401  (registers its tables)
 from brokle_server.catalog.models import Base
 
 connection = context.config.attributes.get("connection")
