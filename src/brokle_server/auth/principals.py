@@ -101,9 +101,22 @@ class KeyVerifier:
                 await api_keys.touch(session, entry.principal.key_id, now)
         return entry.principal
 
-    def forget(self, key_id: uuid.UUID) -> None:
+    def forget(
+        self,
+        key_id: uuid.UUID | None = None,
+        *,
+        project_id: uuid.UUID | None = None,
+        organization_id: uuid.UUID | None = None,
+    ) -> None:
+        """Drop cached verifications of a key, or of every key of a project or organization
+        (after revocation or deletion), so this process refuses them at once."""
         for digest, entry in list(self._cache.items()):
-            if entry.principal.key_id == key_id:
+            p = entry.principal
+            if (
+                p.key_id == key_id
+                or p.project_id == project_id
+                or p.organization_id == organization_id
+            ):
                 del self._cache[digest]
 
     async def _load(self, digest: str) -> _Cached:

@@ -13,12 +13,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from brokle_server.errors import Conflict
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -41,11 +44,22 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
+        """A session whose transaction commits on success and rolls back on error.
+
+        A unique or foreign-key violation (two requests creating the same name at once, or
+        a row whose parent was just deleted) becomes :class:`Conflict`, not a 500.
+        """
         async with self.sessionmaker() as session:
             try:
                 yield session
                 await session.commit()
+            except IntegrityError as exc:
+                await session.rollback()
+                raise Conflict(
+                    "The change conflicts with existing data (a duplicate name, or a concurrent "
+                    "change); reload and retry",
+                    code="conflict",
+                ) from exc
             except BaseException:
                 await session.rollback()
                 raise

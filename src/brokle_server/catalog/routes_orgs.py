@@ -71,10 +71,16 @@ async def update_organization(
 
 @router.delete("/organizations/{org_id}", summary="Delete an organization and all it holds")
 async def delete_organization(
-    org_id: uuid.UUID, principal: UserDep, session: SessionDep, actor: ActorDep
+    org_id: uuid.UUID,
+    principal: UserDep,
+    session: SessionDep,
+    services: ServicesDep,
+    actor: ActorDep,
 ) -> dict[str, Any]:
     await rbac.authorize_org(session, org_id, principal.user.id, Permission.ORG_DELETE)
     await organizations.delete(session, await organizations.get(session, org_id), actor=actor)
+    await session.commit()
+    services.keys.forget(organization_id=org_id)
     return ok({"id": str(org_id), "deleted": True})
 
 

@@ -92,12 +92,18 @@ async def update_project(
 
 @router.delete("/projects/{project_id}", summary="Delete a project, its environments and keys")
 async def delete_project(
-    project_id: uuid.UUID, principal: UserDep, session: SessionDep, actor: ActorDep
+    project_id: uuid.UUID,
+    principal: UserDep,
+    session: SessionDep,
+    services: ServicesDep,
+    actor: ActorDep,
 ) -> dict[str, Any]:
     project, _ = await rbac.authorize_project(
         session, project_id, principal.user.id, Permission.PROJECT_DELETE
     )
     await projects.delete(session, project, actor=actor)
+    await session.commit()
+    services.keys.forget(project_id=project_id)
     return ok({"id": str(project_id), "deleted": True})
 
 

@@ -20,7 +20,16 @@ from brokle_server.catalog.models import (
     User,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# No control characters in names (PostgreSQL refuses NUL; none belongs in a display name).
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$"
+    ),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=2000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+]
 Slug = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
@@ -73,13 +82,13 @@ class InvitationIn(Body):
 class ProjectIn(Body):
     name: Name
     slug: Slug | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    description: Description = ""
     retention_days: int = Field(30, ge=1, le=3650)
 
 
 class ProjectPatch(Body):
     name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    description: Description | None = None
     retention_days: int | None = Field(None, ge=1, le=3650)
 
 
@@ -90,7 +99,10 @@ class EnvironmentIn(Body):
 class ApiKeyIn(Body):
     name: Name
     scopes: list[Scope] | None = Field(
-        None, description="Defaults to ingest, query and gateway.", max_length=4
+        None,
+        description="Defaults to ingest, query and gateway when omitted.",
+        min_length=1,
+        max_length=4,
     )
     environment: Annotated[str, StringConstraints(max_length=40)] | None = Field(
         None, description="Bind the key to one environment of the project."

@@ -513,16 +513,6 @@ async def test_keys_of_a_deleted_project_are_gone_without_the_key_cache(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: KeyVerifier caches verified keys for auth.api_key_cache_seconds (5 s); "
-        "delete_project (catalog/routes_projects.py:94-101) and delete_organization "
-        "(catalog/routes_orgs.py:73-78) never call services.keys.forget() for the deleted "
-        "keys, so a just-used key of a deleted project still validates (200) in the same "
-        "process; revoke_api_key does forget (routes_projects.py:181)"
-    ),
-)
 async def test_keys_of_a_deleted_project_stop_working_at_once(client: httpx.AsyncClient) -> None:
     response = await _delete_project_then_validate(client)
     assert error(response, 401) == {
@@ -532,14 +522,6 @@ async def test_keys_of_a_deleted_project_stop_working_at_once(client: httpx.Asyn
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: an explicit empty scope list is treated like an omitted one "
-        "(catalog/api_keys.py:46 `scopes or DEFAULT_SCOPES`), so asking for a key with no "
-        "scopes silently yields one with gateway, ingest and query"
-    ),
-)
 async def test_an_empty_scope_list_never_grants_the_defaults(client: httpx.AsyncClient) -> None:
     owner, project, _ = await setup_project(client)
     response = await client.post(
