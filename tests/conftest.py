@@ -123,7 +123,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, behind an httpx client speaking ASGI."""
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
         assert await app.state.services.telemetry.wait_store_ready(60), "store did not open"
         transport = httpx.ASGITransport(manager.app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://brokle.test") as client:

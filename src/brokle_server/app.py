@@ -25,6 +25,8 @@ from brokle_server.container import Services
 from brokle_server.core.clock import Clock, utcnow
 from brokle_server.core.secretbox import SecretBox
 from brokle_server.errors import ConfigurationError
+from brokle_server.gateway import routes as gateway_routes
+from brokle_server.gateway.wiring import build_gateway
 from brokle_server.ingest import routes as ingest_routes
 from brokle_server.ingest.service import IngestService
 from brokle_server.ops import health
@@ -32,6 +34,7 @@ from brokle_server.ops.logging import configure as configure_logging
 from brokle_server.ops.metrics import Metrics
 from brokle_server.ops.middleware import ApiBodyMiddleware, RequestContextMiddleware
 from brokle_server.pipeline.runtime import TelemetryRuntime
+from brokle_server.query import routes as query_routes
 from brokle_server.realtime.pubsub import MemoryPubSub, PubSub, RedisPubSub
 from brokle_server.settings import Settings
 
@@ -46,6 +49,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     settings = settings or Settings()
     metrics = Metrics()
     renderers = http_errors.ErrorRenderers()
+    for path in gateway_routes.OPENAI_PATHS:
+        renderers.register(path, gateway_routes.openai_error_renderer)
+    for path in gateway_routes.ANTHROPIC_PATHS:
+        renderers.register(path, gateway_routes.anthropic_error_renderer)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +83,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(routes_projects.router)
     app.include_router(routes_gateway.router)
     app.include_router(ingest_routes.router)
+    app.include_router(gateway_routes.router)
+    app.include_router(query_routes.router)
 
     app.add_middleware(
         ApiBodyMiddleware,
@@ -121,6 +130,7 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
         raise ConfigurationError(
             f"cannot open the ingest queue ({'Redis' if settings.redis_url else 'spool'}): {exc}"
         ) from exc
+    box = SecretBox(settings.secret)
     services = Services(
         settings=settings,
         clock=clock,
@@ -129,15 +139,32 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
         limiter=limiter,
         keys=KeyVerifier(db, clock, settings.auth.api_key_cache_seconds),
         metrics=metrics,
-        secrets=SecretBox(settings.secret),
+        secrets=box,
         telemetry=telemetry,
         pubsub=pubsub,
         ingest=IngestService(telemetry.queue, pubsub),
+        gateway=build_gateway(
+            settings=settings.gateway,
+            db=db,
+            box=box,
+            redis=redis,
+            limiter=limiter,
+            queue=telemetry.queue,
+            store=telemetry.store,
+            publish=pubsub.publish,
+            clock=clock,
+        ),
     )
+    services.gateway.recorder.start()
     services.checks["catalog"] = db.ping
     services.checks["store"] = telemetry.ping_store
     metrics.add_gauges(
         "brokle_pipeline", "Ingest pipeline counters and queue depth.", telemetry.counters
+    )
+    metrics.add_gauges(
+        "brokle_gateway_spans",
+        "Gateway call spans: recorded, dropped (buffer full), failed, buffered.",
+        services.gateway.recorder.counters,
     )
     metrics.add_gauges(
         "brokle_ingest_accepted_rows",
@@ -151,6 +178,8 @@ async def _build_services(settings: Settings, clock: Clock, metrics: Metrics) ->
 
 
 async def _close_services(services: Services) -> None:
+    await services.gateway.recorder.stop()
+    await services.gateway.client.aclose()
     await services.telemetry.stop()
     await services.pubsub.close()
     await services.limiter.close()

@@ -12,6 +12,7 @@ from brokle_server.auth.ratelimit import RateLimiter
 from brokle_server.catalog.db import Database
 from brokle_server.core.clock import Clock
 from brokle_server.core.secretbox import SecretBox
+from brokle_server.gateway.service import GatewayService
 from brokle_server.ingest.service import IngestService
 from brokle_server.ops.metrics import Metrics
 from brokle_server.pipeline.runtime import TelemetryRuntime
@@ -32,5 +33,6 @@ class Services:
     telemetry: TelemetryRuntime
     pubsub: PubSub
     ingest: IngestService
+    gateway: GatewayService
     # name -> probe raising when that backend is unusable; used by /health/ready
     checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from brokle_server.errors import ConfigurationError
+from brokle_server.gateway.config import GatewaySettings
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.pipeline.config import PipelineSettings
 from brokle_server.store.config import StoreSettings
@@ -125,6 +126,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @property
     def is_production(self) -> bool:

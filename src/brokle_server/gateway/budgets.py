@@ -72,35 +72,38 @@ class BudgetExceeded(RateLimited):
     code = "budget_exceeded"
 
 
-Seeder = Callable[[BudgetRule, datetime], Awaitable[float]]
+Seeder = Callable[[str, BudgetRule, datetime], Awaitable[float]]
+"""(project id, budget, period start) -> USD already spent in the period."""
 
 
 class BudgetStore(Protocol):
+    """Counters in micro-dollars."""
+
     async def reserve(
         self,
         keys: Sequence[str],
-        limits: Sequence[float],
-        amount: float,
-        seeds: Sequence[Callable[[], Awaitable[float]]],
+        limits: Sequence[int],
+        amount: int,
+        seeds: Sequence[Callable[[], Awaitable[int]]],
     ) -> int:
         """Add ``amount`` to every key if all stay within their limits; else return the
         index of the first key that would overflow (and change nothing). -1 on success."""
         ...
 
-    async def adjust(self, keys: Sequence[str], delta: float) -> None: ...
+    async def adjust(self, keys: Sequence[str], delta: int) -> None: ...
 
 
 class MemoryBudgetStore:
     def __init__(self) -> None:
-        self._used: dict[str, float] = {}
+        self._used: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     async def reserve(
         self,
         keys: Sequence[str],
-        limits: Sequence[float],
-        amount: float,
-        seeds: Sequence[Callable[[], Awaitable[float]]],
+        limits: Sequence[int],
+        amount: int,
+        seeds: Sequence[Callable[[], Awaitable[int]]],
     ) -> int:
         async with self._lock:
             for key, seed in zip(keys, seeds, strict=True):
@@ -145,14 +148,14 @@ class RedisBudgetStore:
     async def reserve(
         self,
         keys: Sequence[str],
-        limits: Sequence[float],
-        amount: float,
-        seeds: Sequence[Callable[[], Awaitable[float]]],
+        limits: Sequence[int],
+        amount: int,
+        seeds: Sequence[Callable[[], Awaitable[int]]],
     ) -> int:
         full = [self._prefix + k for k in keys]
         for key, seed in zip(full, seeds, strict=True):
             if not await self._redis.exists(key):
-                await self._redis.set(key, repr(await seed()), nx=True, ex=self._ttl_s)
+                await self._redis.set(key, str(await seed()), nx=True, ex=self._ttl_s)
         ttls = [self._ttl_s] * len(full)
         result = await self._script(keys=full, args=[amount, *limits, *ttls])
         return int(result)
@@ -186,7 +189,7 @@ class Budgets:
             start = period_start(rule.period, now)
             keys.append(f"{project_id}:{rule.id}:{start.date().isoformat()}")
             limits.append(to_micros(rule.limit_usd))
-            seeds.append(_bind(self._seeder, rule, start))
+            seeds.append(_bind(self._seeder, project_id, rule, start))
         blocked = await self._store.reserve(keys, limits, micros, seeds)
         if blocked >= 0:
             rule = rules[blocked]
@@ -206,8 +209,10 @@ class Budgets:
             await self._store.adjust(reservation.keys, to_micros(actual) - reservation.amount)
 
 
-def _bind(seeder: Seeder, rule: BudgetRule, start: datetime) -> Callable[[], Awaitable[int]]:
+def _bind(
+    seeder: Seeder, project_id: str, rule: BudgetRule, start: datetime
+) -> Callable[[], Awaitable[int]]:
     async def seed() -> int:
-        return to_micros(await seeder(rule, start))
+        return to_micros(await seeder(project_id, rule, start))
 
     return seed

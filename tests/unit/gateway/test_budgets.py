@@ -47,7 +47,7 @@ def test_period_starts() -> None:
 async def test_reserve_settle_and_refuse(store: BudgetStore) -> None:
     seeded: list[str] = []
 
-    async def seeder(rule: BudgetRule, start: datetime) -> float:
+    async def seeder(project_id: str, rule: BudgetRule, start: datetime) -> float:
         seeded.append(rule.id)
         return 0.5  # spend already recorded this period
 
@@ -65,7 +65,7 @@ async def test_reserve_settle_and_refuse(store: BudgetStore) -> None:
 
 
 async def test_concurrent_requests_overspend_by_at_most_one(store: BudgetStore) -> None:
-    async def seeder(rule: BudgetRule, start: datetime) -> float:
+    async def seeder(project_id: str, rule: BudgetRule, start: datetime) -> float:
         return 0.0
 
     budgets = Budgets(store, seeder, lambda: NOW)

@@ -1,0 +1,518 @@
+"""One gateway call from start to end: limits and budget, cache, targets with retries and
+fallback, cost, and the span that records it.
+
+The routes turn HTTP into a :class:`Call` and a result back into HTTP; everything between is
+here. Non-streaming calls return a :class:`Completed`; streaming calls return an opened
+:class:`StreamingCall` whose chunks the route forwards, and which settles the budget and
+records the span when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from brokle_server.auth.principals import KeyPrincipal
+from brokle_server.auth.ratelimit import Limit, RateLimiter
+from brokle_server.errors import BrokleError, RateLimited, Unavailable
+from brokle_server.gateway import cache as cache_keys
+from brokle_server.gateway.budgets import Budgets, Reservation
+from brokle_server.gateway.cache import ResponseCache
+from brokle_server.gateway.config import GatewaySettings
+from brokle_server.gateway.pricing import Cost, Pricer
+from brokle_server.gateway.project_config import ProjectConfigCache, ProjectGateway
+from brokle_server.gateway.providers import ChatStream, Provider, build_provider
+from brokle_server.gateway.routing import RoutePlan, Router, Target, backoff_delay
+from brokle_server.gateway.tracing import CallRecord, SpanRecorder, text_of
+from brokle_server.gateway.types import ChatResult, EmbeddingResult, ProviderConfig, Usage
+
+log = structlog.get_logger("brokle.gateway")
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+_CLIENT_ERRORS = frozenset({400, 404, 413, 422})
+
+
+@dataclass(slots=True)
+class Call:
+    """One inbound request, decoded."""
+
+    principal: KeyPrincipal
+    endpoint: str  # chat | completions | embeddings
+    body: dict[str, Any]
+    stream: bool
+    record: CallRecord
+    cache_mode: str = ""  # "" | no-cache | no-store
+    cache_ttl_s: int | None = None
+
+
+@dataclass(slots=True)
+class Completed:
+    response: dict[str, Any]
+    usage: Usage
+    provider: str
+    model: str
+    cache: str
+    cost: Cost | None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    target: Target
+    config: ProviderConfig
+    provider: Provider
+
+
+@dataclass(slots=True)
+class StreamingCall:
+    """An opened upstream stream plus what is needed to finish the call when it ends."""
+
+    stream: ChatStream | None
+    cached: dict[str, Any] | None
+    provider: str
+    finish: Callable[[Usage | None, str, BrokleError | None], Awaitable[None]]
+    cache: str
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GatewayService:
+    def __init__(
+        self,
+        *,
+        settings: GatewaySettings,
+        configs: ProjectConfigCache,
+        client: httpx.AsyncClient,
+        limiter: RateLimiter,
+        budgets: Budgets,
+        cache: ResponseCache,
+        recorder: SpanRecorder,
+        publish: Publish,
+        router: Router | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.configs = configs
+        self.client = client
+        self.limiter = limiter
+        self.budgets = budgets
+        self.cache = cache
+        self.recorder = recorder
+        self.router = router or Router(
+            breaker_failures=settings.breaker_failures,
+            breaker_cooldown_s=settings.breaker_cooldown_s,
+        )
+        self._publish = publish
+        self._rng = rng or random.Random()  # noqa: S311  (retry jitter, not secrets)
+        self._providers: dict[tuple[str, ProviderConfig], Provider] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- shared steps ----------------------------------------------------------------------
+
+    def _provider(self, project_id: str, config: ProviderConfig) -> Provider:
+        key = (project_id, config)
+        provider = self._providers.get(key)
+        if provider is None:
+            if len(self._providers) > 10_000:
+                self._providers.clear()
+            provider = self._providers[key] = build_provider(config, self.client)
+        return provider
+
+    async def _admit(self, call: Call, cfg: ProjectGateway, plan: RoutePlan) -> Reservation | None:
+        """RPM/TPM limits, then a budget reservation for the worst-case cost."""
+        key_id = str(call.principal.key_id)
+        estimate_in = estimate_input_tokens(call.body)
+        max_out = max_output_tokens(call.body, self.settings.default_max_output_tokens)
+        for rule in cfg.limits_for(key_id):
+            who = f"key:{key_id}" if rule.api_key_id else f"project:{cfg.project_id}"
+            if rule.rpm:
+                await self._hit(f"gw:rpm:{who}", Limit.per_minute(rule.rpm), 1, "requests")
+            if rule.tpm:
+                await self._hit(f"gw:tpm:{who}", Limit.per_minute(rule.tpm), estimate_in, "tokens")
+        rules = cfg.budgets_for(key_id)
+        if not rules:
+            return None
+        pricer = Pricer(cfg.prices)
+        worst = 0.0
+        for target in plan.targets:
+            kind = cfg.providers[target.provider].kind if target.provider in cfg.providers else ""
+            price = pricer.price(kind, target.model)
+            in_rate = price.input if price else self.settings.unknown_input_price_per_mtok
+            out_rate = price.output if price else self.settings.unknown_output_price_per_mtok
+            worst = max(worst, (estimate_in * in_rate + max_out * out_rate) / 1e6)
+        return await self.budgets.reserve(cfg.project_id, rules, worst)
+
+    async def _hit(self, key: str, limit: Limit, cost: int, unit: str) -> None:
+        decision = await self.limiter.hit(key, limit, cost=max(1, cost))
+        if not decision.allowed:
+            raise RateLimited(
+                f"Gateway {unit}-per-minute limit reached; retry after the time in Retry-After",
+                code="rate_limited",
+                retry_after=decision.retry_after,
+                headers=decision.headers(),
+            )
+
+    def _attempts(self, cfg: ProjectGateway, plan: RoutePlan) -> list[_Attempt]:
+        pricer = Pricer(cfg.prices)
+
+        def price_of(target: Target) -> float:
+            config = cfg.providers.get(target.provider)
+            price = pricer.price(config.kind, target.model) if config else None
+            return (price.input + price.output) if price else float("inf")
+
+        attempts = []
+        for target in self.router.order(cfg.project_id, plan, price_of):
+            config = cfg.providers.get(target.provider)
+            if config is None:
+                continue  # a route naming a deleted provider: skip it
+            attempts.append(_Attempt(target, config, self._provider(cfg.project_id, config)))
+        if not attempts:
+            raise Unavailable(
+                f"No usable provider for '{plan.alias}': its targets name missing providers",
+                code="no_provider",
+            )
+        return attempts
+
+    async def _run(
+        self,
+        call: Call,
+        plan: RoutePlan,
+        attempts: list[_Attempt],
+        invoke: Callable[[_Attempt], Awaitable[Any]],
+    ) -> tuple[_Attempt, Any]:
+        """Try targets in order, retrying retryable failures with backoff on each."""
+        project = str(call.principal.project_id)
+        last: BrokleError | None = None
+        tries = 0
+        for attempt in attempts:
+            attempt.provider.validate(call.body)
+            for retry in range(plan.retries + 1):
+                if tries >= self.settings.max_attempts:
+                    break
+                tries += 1
+                call.record.attempts = tries
+                self.router.started(project, attempt.target)
+                started = time.perf_counter()
+                try:
+                    result = await invoke(attempt)
+                except BrokleError as exc:
+                    self.router.failed(project, attempt.target)
+                    last = exc
+                    status = getattr(exc, "status", 0)
+                    if status in _CLIENT_ERRORS:
+                        raise  # the request itself is wrong; another target won't help
+                    if not getattr(exc, "retryable", False):
+                        break  # e.g. bad credentials: move on to the next target
+                    if retry < plan.retries:
+                        await asyncio.sleep(
+                            backoff_delay(
+                                retry + 1,
+                                initial=self.settings.backoff_initial_ms / 1000,
+                                maximum=self.settings.backoff_max_ms / 1000,
+                                retry_after=getattr(exc, "retry_after", None),
+                                rng=self._rng,
+                            )
+                        )
+                    continue
+                self.router.succeeded(project, attempt.target, time.perf_counter() - started)
+                return attempt, result
+        if last is not None:
+            raise last
+        raise Unavailable(f"Every target of '{plan.alias}' is unavailable", code="no_provider")
+
+    def _cost(self, cfg: ProjectGateway, kind: str, model: str, usage: Usage) -> Cost:
+        return Pricer(cfg.prices).cost(kind, model, usage)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _announce(self, call: Call, plan: RoutePlan, provider: str, model: str) -> None:
+        event = {
+            "type": "routing.decision",
+            "project_id": str(call.principal.project_id),
+            "trace_id": call.record.trace_id,
+            "alias": plan.alias,
+            "strategy": plan.strategy.value,
+            "provider": provider,
+            "model": model,
+            "attempts": call.record.attempts,
+            "cache": call.record.cache,
+        }
+        self._spawn(_quiet(self._publish(f"project:{call.principal.project_id}", event)))
+
+    def _fill_record(
+        self,
+        call: Call,
+        cfg: ProjectGateway,
+        attempt: _Attempt | None,
+        model: str,
+        usage: Usage | None,
+        cost: Cost | None,
+        error: BrokleError | None,
+    ) -> None:
+        record = call.record
+        record.end_ns = time.time_ns()
+        if attempt is not None:
+            record.provider = attempt.config.name
+            record.provider_kind = attempt.config.kind
+        record.model = model
+        if usage is not None:
+            record.input_tokens = usage.input_tokens
+            record.output_tokens = usage.output_tokens
+            record.cached_tokens = usage.cached_tokens
+            record.cache_write_tokens = usage.cache_write_tokens
+            record.reasoning_tokens = usage.reasoning_tokens
+        if cost is not None:
+            record.cost_usd, record.input_cost_usd = cost.total, cost.input
+            record.output_cost_usd, record.price_version = cost.output, cost.version
+        if error is not None:
+            record.status_code = "error"
+            record.status_message = error.message
+        self.recorder.record(record)
+
+    # -- non-streaming ---------------------------------------------------------------------
+
+    async def complete(self, call: Call) -> Completed:
+        cfg = await self.configs.get(call.principal.project_id)
+        plan = cfg.resolve(str(call.body.get("model", "")), default_timeout_s=self._timeout())
+        call.record.route = plan.alias
+        call.record.input_text = text_of(
+            call.body.get("messages") or call.body.get("input") or call.body.get("prompt") or ""
+        )
+        ttl = self._cache_ttl(call, plan)
+        key = cache_keys.request_key(cfg.project_id, call.endpoint, plan.alias, call.body)
+        if ttl and call.cache_mode == "":
+            cached = await self.cache.get(key)
+            if cached is not None:
+                call.record.cache = "hit"
+                usage = Usage.from_openai(cached.get("usage"))
+                self._fill_record(call, cfg, None, str(cached.get("model", "")), usage, None, None)
+                return Completed(cached, usage, "cache", str(cached.get("model", "")), "hit", None)
+        call.record.cache = "miss" if ttl else "bypass"
+        reservation = await self._admit(call, cfg, plan)
+        attempt: _Attempt | None = None
+        try:
+            attempt, result = await self._run(
+                call, plan, self._attempts(cfg, plan), lambda a: self._invoke(call, a, plan)
+            )
+        except BrokleError as exc:
+            await self.budgets.settle(reservation, 0.0)
+            self._fill_record(call, cfg, attempt, "", None, None, exc)
+            raise
+        usage, model = result.usage, result.model
+        cost = self._cost(cfg, attempt.config.kind, model, usage)
+        await self.budgets.settle(reservation, cost.total)
+        await self._charge_tokens(call, cfg, usage)
+        response = result.response
+        call.record.output_text = text_of(_output_of(call.endpoint, response))
+        self._fill_record(call, cfg, attempt, model, usage, cost, None)
+        if ttl:
+            await self.cache.set(key, response, ttl)
+        self._announce(call, plan, attempt.config.name, model)
+        return Completed(response, usage, attempt.config.name, model, call.record.cache, cost)
+
+    async def _invoke(
+        self, call: Call, attempt: _Attempt, plan: RoutePlan
+    ) -> ChatResult | EmbeddingResult:
+        provider, model = attempt.provider, attempt.target.model
+        if call.endpoint == "embeddings":
+            return await provider.embeddings(call.body, model, timeout=plan.timeout_s)
+        if call.endpoint == "completions":
+            return await provider.completion(call.body, model, timeout=plan.timeout_s)
+        return await provider.chat(call.body, model, timeout=plan.timeout_s)
+
+    async def _charge_tokens(self, call: Call, cfg: ProjectGateway, usage: Usage) -> None:
+        """TPM limits were charged the input estimate up front; charge the output now."""
+        key_id = str(call.principal.key_id)
+        for rule in cfg.limits_for(key_id):
+            if rule.tpm and usage.output_tokens:
+                who = f"key:{key_id}" if rule.api_key_id else f"project:{cfg.project_id}"
+                await self.limiter.hit(
+                    f"gw:tpm:{who}", Limit.per_minute(rule.tpm), usage.output_tokens
+                )
+
+    def _timeout(self) -> float:
+        return self.settings.default_timeout_ms / 1000
+
+    def _cache_ttl(self, call: Call, plan: RoutePlan) -> int | None:
+        if call.cache_mode == "no-store" or call.body.get("n", 1) not in (1, None):
+            return None
+        return call.cache_ttl_s if call.cache_ttl_s is not None else plan.cache_ttl_s
+
+    # -- streaming -------------------------------------------------------------------------
+
+    async def open_stream(self, call: Call) -> StreamingCall:
+        cfg = await self.configs.get(call.principal.project_id)
+        plan = cfg.resolve(str(call.body.get("model", "")), default_timeout_s=self._timeout())
+        call.record.route = plan.alias
+        call.record.streamed = True
+        call.record.input_text = text_of(call.body.get("messages") or call.body.get("prompt") or "")
+        ttl = self._cache_ttl(call, plan)
+        key = cache_keys.request_key(cfg.project_id, call.endpoint, plan.alias, call.body)
+        if ttl and call.cache_mode == "":
+            cached = await self.cache.get(key)
+            if cached is not None:
+                call.record.cache = "hit"
+                usage = Usage.from_openai(cached.get("usage"))
+
+                async def finish_cached(
+                    _u: Usage | None, output: str, error: BrokleError | None
+                ) -> None:
+                    call.record.output_text = output
+                    self._fill_record(
+                        call, cfg, None, str(cached.get("model", "")), usage, None, error
+                    )
+
+                return StreamingCall(None, cached, "cache", finish_cached, "hit")
+        call.record.cache = "miss" if ttl else "bypass"
+        reservation = await self._admit(call, cfg, plan)
+        started_ns = time.perf_counter_ns()
+        attempt: _Attempt | None = None
+
+        async def open_one(a: _Attempt) -> ChatStream:
+            model = a.target.model
+            if call.endpoint == "completions":
+                stream = a.provider.stream_completion(call.body, model, timeout=plan.timeout_s)
+            else:
+                stream = a.provider.stream_chat(call.body, model, timeout=plan.timeout_s)
+            try:
+                await stream.open()
+            except BaseException:
+                await stream.aclose()
+                raise
+            return stream
+
+        try:
+            attempt, stream = await self._run(call, plan, self._attempts(cfg, plan), open_one)
+        except BrokleError as exc:
+            await self.budgets.settle(reservation, 0.0)
+            self._fill_record(call, cfg, attempt, "", None, None, exc)
+            raise
+        call.record.ttft_ms = (time.perf_counter_ns() - started_ns) / 1e6
+        chosen = attempt
+
+        async def finish(usage: Usage | None, output: str, error: BrokleError | None) -> None:
+            model = stream.model or chosen.target.model
+            used = usage or Usage()
+            cost = self._cost(cfg, chosen.config.kind, model, used)
+            await self.budgets.settle(reservation, cost.total)
+            await self._charge_tokens(call, cfg, used)
+            call.record.output_text = output
+            self._fill_record(call, cfg, chosen, model, used, cost, error)
+            if ttl and error is None and stream.completed:
+                await self.cache.set(key, _assemble(streaming.chunks, used, model), ttl)
+            self._announce(call, plan, chosen.config.name, model)
+
+        streaming = StreamingCall(stream, None, chosen.config.name, finish, call.record.cache)
+        return streaming
+
+
+async def _quiet(coro: Awaitable[None]) -> None:
+    try:
+        await coro
+    except Exception as exc:  # live events are best effort
+        log.debug("gateway event not published", error=str(exc))
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """A cheap upper-leaning estimate: about one token per 3 characters of JSON."""
+    parts = body.get("messages") or body.get("input") or body.get("prompt") or ""
+    size = len(parts) if isinstance(parts, str) else len(text_of(parts))
+    return max(1, size // 3)
+
+
+def max_output_tokens(body: dict[str, Any], default: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and value > 0:
+            return value * max(1, int(body.get("n") or 1))
+    return default
+
+
+def _output_of(endpoint: str, response: dict[str, Any]) -> Any:
+    if endpoint == "embeddings":
+        return ""
+    choices = response.get("choices") or []
+    if endpoint == "completions":
+        return "".join(str(c.get("text", "")) for c in choices)
+    return [c.get("message") for c in choices]
+
+
+def _assemble(chunks: list[dict[str, Any]], usage: Usage, model: str) -> dict[str, Any]:
+    """A chat.completion built from a finished stream, for the cache."""
+    content: dict[int, list[str]] = {}
+    tools: dict[int, dict[int, dict[str, Any]]] = {}
+    finish: dict[int, str | None] = {}
+    first_id = ""
+    for chunk in chunks:
+        first_id = first_id or str(chunk.get("id", ""))
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index", 0))
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                content.setdefault(index, []).append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                slot = tools.setdefault(index, {}).setdefault(
+                    int(call.get("index", 0)),
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                fn = call.get("function") or {}
+                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                finish[index] = choice["finish_reason"]
+    indexes = sorted(set(content) | set(tools) | set(finish)) or [0]
+    choices = []
+    for index in indexes:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(content.get(index, []))}
+        if index in tools:
+            message["tool_calls"] = [tools[index][i] for i in sorted(tools[index])]
+        choices.append(
+            {"index": index, "message": message, "finish_reason": finish.get(index, "stop")}
+        )
+    return {
+        "id": first_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage.to_openai(),
+    }
+
+
+async def replay(response: dict[str, Any], include_usage: bool) -> AsyncIterator[dict[str, Any]]:
+    """A cached chat.completion as a stream of chunks."""
+    base = {
+        "id": response.get("id", ""),
+        "object": "chat.completion.chunk",
+        "created": response.get("created", int(time.time())),
+        "model": response.get("model", ""),
+    }
+    for choice in response.get("choices") or []:
+        message = choice.get("message") or {}
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [
+                {"index": i, **call} for i, call in enumerate(message["tool_calls"])
+            ]
+        yield base | {
+            "choices": [{"index": choice.get("index", 0), "delta": delta, "finish_reason": None}]
+        }
+        yield base | {
+            "choices": [
+                {
+                    "index": choice.get("index", 0),
+                    "delta": {},
+                    "finish_reason": choice.get("finish_reason", "stop"),
+                }
+            ]
+        }
+    if include_usage:
+        yield base | {"choices": [], "usage": response.get("usage")}
