@@ -1,4 +1,9 @@
-"""A real Prometheus server (Debian's package) scraping a target and remote-writing to Brokle."""
+"""A real Prometheus server (Debian's package) scraping a target and remote-writing to Brokle.
+
+remote_write authenticates with ``authorization: credentials`` (sent as ``Authorization: Bearer
+bk_...``, which Brokle accepts for a key): Debian's Prometheus 2.42 parses a remote_write
+``headers:`` map but does not send it.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +67,8 @@ scrape_configs:
       - targets: ["{scrape_target}"]
 remote_write:
   - url: "{remote_write_url}"
-    headers:
-      X-API-Key: "{api_key}"
+    authorization:
+      credentials: "{api_key}"
     queue_config:
       batch_send_deadline: 1s
       max_samples_per_send: 500

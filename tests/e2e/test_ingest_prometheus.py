@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, free_port, start_server
-from tests.e2e.prometheus import Prometheus, prometheus_binary
+from tests.e2e.conftest import Server, start_server
+from tests.e2e.prometheus import prometheus_binary, start_prometheus
 
 pytestmark = pytest.mark.e2e
 
@@ -181,62 +181,6 @@ def _send_luminate(run: Run, key_a: str, key_b: str) -> None:
     )
 
 
-def _start_prometheus(
-    workdir: Path, *, scrape_target: str, remote_write_url: str, key: str
-) -> Prometheus:
-    """Like ``tests.e2e.prometheus.start_prometheus``, but authenticating remote_write with
-    ``authorization`` (``Authorization: Bearer bk_...``, which Brokle accepts for a key):
-    Debian's Prometheus 2.42 parses a remote_write ``headers:`` map but does not send it,
-    so an ``X-API-Key`` header never reaches the server (every write is a 401)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-  external_labels:
-    cluster: e2e
-scrape_configs:
-  - job_name: brokle
-    static_configs:
-      - targets: ["{scrape_target}"]
-remote_write:
-  - url: "{remote_write_url}"
-    authorization:
-      credentials: "{key}"
-    queue_config:
-      batch_send_deadline: 1s
-      max_samples_per_send: 500
-      min_backoff: 100ms
-      max_backoff: 1s
-"""
-    )
-    log_path = workdir / "prometheus.log"
-    process = subprocess.Popen(
-        [
-            prometheus_binary(),
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    prom = Prometheus(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(prom.url + "/-/ready", timeout=1).status_code == 200:
-                return prom
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    prom.stop()
-    raise RuntimeError("prometheus did not start:\n" + log_path.read_text(errors="replace"))
-
-
 def _prometheus_counters(url: str) -> dict[str, float]:
     """Prometheus' own remote-storage counters, summed over shards, from its /metrics."""
     text = httpx.get(f"{url}/metrics", timeout=5).text
@@ -264,11 +208,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             server, server.first_run["project_id"], project_b, server.base_url.split("//")[1]
         )
         result.prometheus_started_ms = int(time.time() * 1000)
-        prometheus = _start_prometheus(
+        prometheus = start_prometheus(
             tmp / "prom",
             scrape_target=result.target,
             remote_write_url=f"{server.base_url}/api/v1/write",
-            key=key_a,
+            api_key=key_a,
         )
         try:
             deadline = time.monotonic() + WAIT_SECONDS
