@@ -168,7 +168,7 @@ class FakeUpstream:
             self._replies.clear()
             self.requests.clear()
             self.require_auth = True
-            self.in_flight = self.max_in_flight = 0
+            self.max_in_flight = self.in_flight  # streams of earlier tests may still end
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -211,8 +211,9 @@ class FakeUpstream:
         headers = request.headers
         if family == "azure":
             return bool(headers.get("api-key")) and "api-version" in request.query_params
-        if family == "anthropic":
-            return bool(headers.get("x-api-key")) and bool(headers.get("anthropic-version"))
+        if family == "anthropic":  # newer SDKs send the key as a Bearer token
+            key = headers.get("x-api-key") or headers.get("authorization", "")[7:]
+            return bool(key) and bool(headers.get("anthropic-version"))
         if family == "gemini":
             return bool(headers.get("x-goog-api-key") or request.query_params.get("key"))
         return headers.get("authorization", "").startswith("Bearer ") and len(

@@ -205,6 +205,11 @@ class ChatStream(ABC):
         self.usage = usage
         self._usage_payload = payload
 
+    def usage_chunk(self) -> JSONDict:
+        """The final ``{"choices": [], "usage": {...}}`` chunk (only called with usage set)."""
+        assert self.usage is not None
+        return {**self.chunk([]), "usage": self._usage_payload or self.usage.to_openai()}
+
     def chunk(self, choices: list[JSONDict]) -> JSONDict:
         return {
             "id": self.id,
@@ -309,8 +314,7 @@ class ChatStream(ABC):
             )
         self.completed = True
         if self.usage is not None:
-            usage = self._usage_payload or self.usage.to_openai()
-            self._pending.append({**self.chunk([]), "usage": usage})
+            self._pending.append(self.usage_chunk())
 
     async def aclose(self) -> None:
         self._ended = True

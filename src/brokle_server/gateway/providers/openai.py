@@ -34,6 +34,7 @@ class OpenAIStream(ChatStream):
 
     object_name: ClassVar[str] = "chat.completion.chunk"
     _seen_first = False
+    _usage_tail: JSONDict | None = None
 
     def translate(self, event: str | None, data: str) -> Sequence[JSONDict]:
         if data == "[DONE]":
@@ -57,6 +58,8 @@ class OpenAIStream(ChatStream):
             self.set_usage(Usage.from_openai(usage), usage)
         choices = chunk.get("choices")
         if not choices:
+            if isinstance(usage, dict):  # OpenAI's own usage chunk: re-emitted as is, last
+                self._usage_tail = {**chunk, "usage": usage}
             return ()
         for choice in choices:
             if choice.get("finish_reason"):
@@ -66,6 +69,9 @@ class OpenAIStream(ChatStream):
 
     def chunk(self, choices: list[JSONDict]) -> JSONDict:
         return {**super().chunk(choices), "object": self.object_name}
+
+    def usage_chunk(self) -> JSONDict:
+        return self._usage_tail or super().usage_chunk()
 
 
 class CompletionStream(OpenAIStream):
