@@ -35,9 +35,11 @@ def field_error(path: str, message: str) -> ValidationFailed:
 def field_path(loc: Sequence[Any]) -> str:
     """``('body', 'traces', 'filters', 0, 'op')`` → ``filters[0].op``."""
     parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path"):
+    if parts and parts[0] == "body":
         parts = parts[1:]
-    if parts and parts[0] in QUERY_TYPES:
+        if parts and parts[0] in QUERY_TYPES:
+            parts = parts[1:]
+    elif parts and parts[0] in ("query", "path"):
         parts = parts[1:]
     text = ""
     for part in parts:

@@ -155,7 +155,7 @@ class _Parser:
     def expect(self, kind: str, text: str | None = None) -> Token:
         token = self.peek()
         if token is None or token.kind != kind or (text is not None and token.text != text):
-            wanted = text or kind
+            wanted = text or "an operator (=, !=, >, >=, <, <=, ~, !~, IN, EXISTS)"
             if token is None:
                 raise _fail(f"expected {wanted} at the end")
             raise _fail(f"expected {wanted}, found {token.text!r}", token.pos)
