@@ -307,13 +307,13 @@ class AnthropicStreamEncoder:
         index, self._open = self._open, None
         return [("content_block_stop", {"type": "content_block_stop", "index": index})]
 
-    def _open_block(self, block: JSONDict) -> list[Event]:
+    def _open_block(self, block: JSONDict) -> tuple[int, list[Event]]:
         events = self._close()
         index = self._open = self._next_index
         self._next_index += 1
         self._open_is_text = block["type"] == "text"
         start = {"type": "content_block_start", "index": index, "content_block": block}
-        return [*events, ("content_block_start", start)]
+        return index, [*events, ("content_block_start", start)]
 
     @staticmethod
     def _delta(index: int, delta: JSONDict) -> Event:
@@ -331,12 +331,12 @@ class AnthropicStreamEncoder:
                 continue  # Anthropic messages have a single choice
             delta = choice.get("delta") or {}
             if delta.get("content"):
-                if self._open is None or not self._open_is_text:
-                    events += self._open_block({"type": "text", "text": ""})
-                assert self._open is not None
-                events.append(
-                    self._delta(self._open, {"type": "text_delta", "text": delta["content"]})
-                )
+                index = self._open
+                if index is None or not self._open_is_text:
+                    index, opened = self._open_block({"type": "text", "text": ""})
+                    events += opened
+                text_delta = {"type": "text_delta", "text": delta["content"]}
+                events.append(self._delta(index, text_delta))
             for call in delta.get("tool_calls") or ():
                 events += self._tool_call(call)
             if choice.get("finish_reason"):
@@ -354,9 +354,8 @@ class AnthropicStreamEncoder:
                 "name": str(function.get("name") or ""),
                 "input": {},
             }
-            events += self._open_block(block)
-            assert self._open is not None
-            self._tool_blocks[position] = self._open
+            self._tool_blocks[position], opened = self._open_block(block)
+            events += opened
         if function.get("arguments"):
             delta = {"type": "input_json_delta", "partial_json": str(function["arguments"])}
             events.append(self._delta(self._tool_blocks[position], delta))

@@ -36,7 +36,8 @@ Streamed usage: when the upstream reports usage (providers ask for it), the stre
 chunk is ``{"choices": [], "usage": {...}}`` — whether or not the client set
 ``stream_options.include_usage``; no earlier chunk carries ``usage``. Forward that chunk only
 if the client asked for it. ``stream.usage`` (:class:`Usage`) has the same numbers once the
-stream ends, and the last partial numbers after a failure (None if none were seen).
+stream ends, and the last partial numbers after a failure (None if none were seen). It stays
+None for a compatible service that reports no streamed usage; estimate then.
 
 Errors (see :mod:`brokle_server.gateway.types`): every upstream failure is an
 :class:`UpstreamError` (``status``, ``retryable``, ``retry_after``, ``upstream_code``,

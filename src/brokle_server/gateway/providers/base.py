@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -165,7 +165,7 @@ class ChatStream(ABC):
         self._client = client
         self._request = request
         self._response: httpx.Response | None = None
-        self._events: Any = None
+        self._events: AsyncIterator[tuple[str | None, str]] | None = None
         self._pending: list[JSONDict] = []
         self._handed_out = 0
         self._opened = False
@@ -207,8 +207,8 @@ class ChatStream(ABC):
 
     def usage_chunk(self) -> JSONDict:
         """The final ``{"choices": [], "usage": {...}}`` chunk (only called with usage set)."""
-        assert self.usage is not None
-        return {**self.chunk([]), "usage": self._usage_payload or self.usage.to_openai()}
+        usage = self._usage_payload or (self.usage or Usage()).to_openai()
+        return {**self.chunk([]), "usage": usage}
 
     def chunk(self, choices: list[JSONDict]) -> JSONDict:
         return {
@@ -270,6 +270,8 @@ class ChatStream(ABC):
 
     async def _read_event(self) -> None:
         mid_stream = self._handed_out > 0
+        if self._events is None:
+            raise RuntimeError("the stream was not opened")
         try:
             event, data = await anext(self._events)
         except StopAsyncIteration:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pytest
 
 from brokle_server.errors import ConfigurationError, InvalidInput
 from brokle_server.gateway.providers import KINDS, build_provider, capabilities
-from brokle_server.gateway.providers.compat import COMPAT_BY_ID
+from brokle_server.gateway.providers.compat import COMPAT_BY_ID, CompatSpec
+from brokle_server.gateway.providers.openai import OpenAIProvider
 from brokle_server.gateway.types import (
     ProviderConfig,
     UnsupportedEndpoint,
@@ -139,3 +142,18 @@ async def test_azure_uses_deployment_urls_and_the_api_key_header(
     assert fake_upstream.last().path == "/openai/deployments/my-embed/embeddings"
     with pytest.raises(UnsupportedEndpoint):
         await provider.list_models(timeout=5)
+
+
+async def test_a_service_without_stream_options_gets_none(
+    fake_upstream: FakeUpstream, http_client: httpx.AsyncClient
+) -> None:
+    spec = CompatSpec(id="legacy", label="Legacy", base_url=fake_upstream.openai_base_url)
+    provider = OpenAIProvider(
+        ProviderConfig("legacy", "legacy", "k"), http_client, replace(spec, stream_options=False)
+    )
+    body = {"messages": [USER], "stream_options": {"include_usage": True}}
+    stream = provider.stream_chat(body, "m", timeout=5)
+    chunks = [c async for c in stream]
+    assert "stream_options" not in fake_upstream.last().body
+    assert stream.usage is None  # the upstream sent none; the gateway must estimate
+    assert all(c["choices"] for c in chunks)
