@@ -7,7 +7,9 @@ spans (8 short attributes) and a Prometheus remote_write body. Reports items/s o
 and the ratio of full decode to protobuf parse only — the cost of flattening attributes into
 Python rows, the number to watch. The garbage collector stays on, as in the server.
 
-Run: ``.venv/bin/python benchmarks/ingest_decode.py [--spans N] [--rounds R] [--json PATH]``
+Run through the harness: ``python -m benchmarks ingest_decode [--quick]`` (results in
+``benchmarks/results/``), or alone with options:
+``.venv/bin/python benchmarks/ingest_decode.py [--spans N] [--rounds R] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -177,6 +179,11 @@ def run(n_spans: int = 2000, rounds: int = 15) -> dict[str, object]:
         best["llm_json_decode"] / best["llm_protobuf_decode"], 2
     )
     return results
+
+
+def bench(quick: bool) -> dict[str, object]:
+    """Harness entry point (``python -m benchmarks``): fewer spans and rounds with ``quick``."""
+    return run(500, 5) if quick else run()
 
 
 def main(argv: list[str] | None = None) -> int:
