@@ -36,6 +36,12 @@ router = APIRouter(prefix="/api/v1/projects/{project_id}", tags=["gateway config
 READ, WRITE = Permission.PROJECT_READ, Permission.KEYS_MANAGE
 
 
+async def _applied(session: SessionDep, services: ServicesDep, project_id: uuid.UUID) -> None:
+    """Commit, then drop this process's cached gateway config so the change applies now."""
+    await session.commit()
+    services.gateway.configs.invalidate(project_id)
+
+
 @router.get("/providers", summary="Provider credentials usable by the project (no secrets)")
 async def list_providers(
     project_id: uuid.UUID, principal: PrincipalDep, session: SessionDep
@@ -67,6 +73,7 @@ async def create_provider(
         created_by=principal.user.id if isinstance(principal, UserPrincipal) else None,
         actor=actor,
     )
+    await _applied(session, services, project_id)
     return ok(provider_out(row))
 
 
@@ -77,9 +84,11 @@ async def delete_provider(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     await gateway.delete_credential(session, project, provider_id, actor=actor)
+    await _applied(session, services, project_id)
     return ok({"id": str(provider_id), "deleted": True})
 
 
@@ -98,9 +107,12 @@ async def upsert_route(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
-    return ok(route_out(await gateway.upsert_route(session, project, body.fields(), actor=actor)))
+    result = route_out(await gateway.upsert_route(session, project, body.fields(), actor=actor))
+    await _applied(session, services, project_id)
+    return ok(result)
 
 
 @router.put(
@@ -121,12 +133,14 @@ async def replace_routes(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     document = parse_routing_file(await request.body(), request.headers.get("content-type", ""))
     rows = await gateway.replace_routes(
         session, project, [r.fields() for r in document.routes], actor=actor
     )
+    await _applied(session, services, project_id)
     return ok([route_out(r) for r in rows])
 
 
@@ -137,9 +151,11 @@ async def delete_route(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     await gateway.delete_route(session, project, route_id, actor=actor)
+    await _applied(session, services, project_id)
     return ok({"id": str(route_id), "deleted": True})
 
 
@@ -150,6 +166,7 @@ async def create_budget(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     row = await gateway.create_budget(
@@ -160,6 +177,7 @@ async def create_budget(
         limit_usd=body.limit_usd,
         actor=actor,
     )
+    await _applied(session, services, project_id)
     return ok(budget_out(row))
 
 
@@ -170,11 +188,13 @@ async def create_limit(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     row = await gateway.create_limit(
         session, project, api_key_id=body.api_key_id, rpm=body.rpm, tpm=body.tpm, actor=actor
     )
+    await _applied(session, services, project_id)
     return ok(limit_out(row))
 
 
@@ -185,9 +205,11 @@ async def upsert_price(
     principal: PrincipalDep,
     session: SessionDep,
     actor: ActorDep,
+    services: ServicesDep,
 ) -> dict[str, Any]:
     project, _ = await access.authorize_project(session, principal, project_id, WRITE)
     row = await gateway.upsert_price(session, project, body.model_dump(), actor=actor)
+    await _applied(session, services, project_id)
     return ok(price_out(row))
 
 
@@ -208,9 +230,11 @@ def _register_listing(
         principal: PrincipalDep,
         session: SessionDep,
         actor: ActorDep,
+        services: ServicesDep,
     ) -> dict[str, Any]:
         project, _ = await access.authorize_project(session, principal, project_id, WRITE)
         await gateway.delete_project_row(session, project, model, row_id, actor=actor)
+        await _applied(session, services, project_id)
         return ok({"id": str(row_id), "deleted": True})
 
     router.add_api_route(

@@ -177,6 +177,7 @@ class SpanRecorder:
         self.dropped = 0
         self.recorded = 0
         self.failed = 0
+        self._stopping = False
 
     def record(self, call: CallRecord) -> None:
         try:
@@ -191,15 +192,18 @@ class SpanRecorder:
         self._task = asyncio.create_task(self._run(), name="brokle-gateway-spans")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             rows = [await self._queue.get()]
             deadline = time.monotonic() + self._interval
             while len(rows) < self._batch_size:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that races with the get completing, and stop() would then wait forever.
                 try:
-                    rows.append(await asyncio.wait_for(self._queue.get(), timeout))
+                    async with asyncio.timeout(remaining):
+                        rows.append(await self._queue.get())
                 except TimeoutError:
                     break
             await self._flush(rows)
@@ -213,6 +217,7 @@ class SpanRecorder:
             log.warning("gateway spans not enqueued", error=str(exc), spans=len(rows))
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

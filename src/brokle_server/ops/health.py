@@ -24,7 +24,8 @@ async def _run_checks(services: ServicesDep) -> tuple[bool, dict[str, Any]]:
     for name, check in services.checks.items():
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                await check()
             results[name] = {"status": "ok"}
         except Exception as exc:
             healthy = False

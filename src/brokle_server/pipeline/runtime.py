@@ -71,7 +71,8 @@ class TelemetryRuntime:
 
     async def wait_store_ready(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._ready.wait()
         return self.store_ready
 
     async def _connect_store(self) -> None:

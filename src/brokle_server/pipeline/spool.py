@@ -230,7 +230,8 @@ class SpoolQueue(DurableQueue):
                 if remaining <= 0 or self._closed:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._data.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._data.wait()
             if not self._buffer:
                 return None
             return await self._lease_buffered(max_rows)
