@@ -11,7 +11,7 @@ double                Python ``repr`` (``"0.7"``, ``"1e+20"``, ``"nan"``)
 bool                  ``"true"`` / ``"false"``
 bytes                 base64
 array / kvlist        compact JSON (``["a",1]``, ``{"k":"v"}``); bytes inside as base64,
-                      NaN/Inf inside as ``null``
+                      NaN/Inf inside as ``null`` (see :func:`~.common.dump_json`)
 ====================  ======================================================
 
 This is the hot path of trace ingest (about a dozen attributes per LLM span), so the loops
@@ -25,7 +25,7 @@ import base64
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import orjson
+from brokle_server.ingest.common import dump_json
 
 # Promoted prompt/completion keys are exempt from the attribute value cap: the span builder
 # applies the (larger) input/output cap after it has taken them out of the map.
@@ -62,10 +62,6 @@ def _bytes_text(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
-def _json(value: object) -> str:
-    return orjson.dumps(value).decode()
-
-
 # --------------------------------------------------------------------------- protobuf
 
 
@@ -82,7 +78,7 @@ def pb_text(v: Any) -> str:
     if which == "bool_value":
         return "true" if v.bool_value else "false"
     if which == "array_value" or which == "kvlist_value":
-        return _json(pb_py(v, 0))
+        return dump_json(pb_py(v, 0))
     if which == "bytes_value":
         return _bytes_text(v.bytes_value)
     return ""
@@ -169,7 +165,7 @@ def json_text(v: object) -> str:
         if key in ("boolValue", "bool_value"):
             return "true" if x is True or x == "true" else "false"
         if key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
-            return _json(json_py(v, 0))
+            return dump_json(json_py(v, 0))
         if key in ("bytesValue", "bytes_value"):
             return x if isinstance(x, str) else ""
     return ""
@@ -249,7 +245,7 @@ def plain_attributes(
         elif isinstance(value, int | float):
             s = repr(value) if isinstance(value, float) else str(value)
         else:
-            s = _json(value)
+            s = dump_json(value)
         if len(s) > limits.max_value and key not in IO_KEYS:
             s = s[: limits.max_value]
             truncated += 1

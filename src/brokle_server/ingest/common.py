@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,22 +97,38 @@ class ItemBudget:
 
     A 16 MiB body of minimal spans is ~400k spans, well over 1 GB as Python rows; the
     budget (``max_items_per_request``) keeps one request from taking the process down.
+    The containers that hold the items (resource and scope entries, metrics, series) are
+    counted separately against the same limit, before the loop over them: an empty one
+    costs two bytes on the wire but a Python iteration, so 16 MiB of them would otherwise
+    hold the GIL for many seconds. Counting them apart keeps ``limit`` items accepted.
     """
 
-    __slots__ = ("left", "limit", "noun")
+    __slots__ = ("containers", "containers_left", "left", "limit", "noun")
 
-    def __init__(self, limit: int, noun: str) -> None:
+    def __init__(
+        self, limit: int, noun: str, containers: str = "resource and scope entries"
+    ) -> None:
         self.limit = limit
         self.left = limit
         self.noun = noun
+        self.containers = containers
+        self.containers_left = limit
 
     def take(self, n: int) -> None:
         self.left -= n
         if self.left < 0:
-            raise PayloadTooLarge(
-                f"more than {self.limit} {self.noun} in one request; send smaller batches",
-                details={"max_items": self.limit},
-            )
+            self._refuse(self.noun)
+
+    def take_containers(self, n: int) -> None:
+        self.containers_left -= n
+        if self.containers_left < 0:
+            self._refuse(self.containers)
+
+    def _refuse(self, noun: str) -> None:
+        raise PayloadTooLarge(
+            f"more than {self.limit} {noun} in one request; send smaller batches",
+            details={"max_items": self.limit},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +284,35 @@ def _parse_rfc3339_ns(text: str) -> int:
     if ns < 0:
         raise ValueError("timestamp before 1970")
     return ns
+
+
+def dump_json(value: object) -> str:
+    """Compact JSON text of a decoded JSON value (``input``, ``metadata``, an event body...).
+
+    orjson writes the common case. It refuses two things valid JSON can hold, integers
+    beyond 64 bits and nesting deeper than 254 levels, so those fall back to the stdlib
+    encoder: big integers are kept exactly, NaN/Infinity become ``null`` as orjson writes
+    them. Raises ``ValueError`` when even that fails (nested too deep for the stack).
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(_json_safe(value), separators=(",", ":"), ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        raise ValueError("JSON value nested too deeply") from None
+
+
+def _json_safe(value: object) -> object:
+    """``value`` with non-finite floats replaced by ``None`` (orjson's ``null``)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def parse_tags(value: object, max_tags: int = 64, max_chars: int = 200) -> list[str]:

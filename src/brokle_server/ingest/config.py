@@ -54,7 +54,9 @@ class IngestSettings(BaseModel):
         100_000,
         ge=100,
         description="Most spans, log records, metric data points or remote_write samples in "
-        "one request (413 beyond): bounds the memory one decoded request can take.",
+        "one request (413 beyond): bounds the memory one decoded request can take. The "
+        "entries that hold them (OTLP resource/scope entries and metrics, remote_write "
+        "series) are bounded by the same number, counted apart.",
     )
     max_labels: int = Field(
         64, ge=4, description="Most labels on one metric series; larger series are rejected."

@@ -49,6 +49,7 @@ from brokle_server.ingest.anyvalue import IO_KEYS
 from brokle_server.ingest.common import to_float, to_int
 
 TRUNCATED_COUNT_KEY: Final = "brokle.truncated_attributes_count"
+_MAX_TOKENS: Final = 10**18
 _PROVIDER: Final = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
 _MODEL: Final = ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
 _IN_TOK: Final = (
@@ -155,7 +156,8 @@ def _first_int(attrs: dict[str, str], keys: tuple[str, ...]) -> int:
                 number = int(value)
             except ValueError:
                 return to_int(value)
-            return number if number > 0 else 0
+            # Beyond 1e18 (as to_int): the UInt64 column cannot take it and the batch would fail.
+            return number if 0 < number <= _MAX_TOKENS else 0
     return 0
 
 

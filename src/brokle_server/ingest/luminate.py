@@ -17,7 +17,9 @@ the tenant is the key's project (no ``_tenant_id`` dimension is stored or accept
 Series are typed ``gauge``.
 
 An invalid entry is reported in ``errors`` (index + message) and the rest are kept; the
-caller answers 400 when nothing was valid, else 200 with the errors listed.
+caller answers 400 when nothing was valid, else 200 with the errors listed. That includes a
+number beyond the range of a float (``1e400``, a 400-digit integer): valid JSON that orjson
+refuses, so such a body is read again with msgspec, which keeps it for ``_entry`` to reject.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ import re
 from datetime import datetime
 from typing import Any, Final
 
+import msgspec
+
 from brokle_server.core.types import ProjectScope
 from brokle_server.errors import InvalidInput
 from brokle_server.ingest.common import NS_PER_MS, ItemStatus, Rejections, parse_timestamp_ns
 from brokle_server.ingest.config import IngestSettings
-from brokle_server.ingest.decode import load_json_object
+from brokle_server.ingest.decode import PayloadDecodeError, load_json_object
 from brokle_server.ingest.series import MetricBatch, SeriesCollector
 
 MAX_DIMENSIONS: Final = 20
@@ -40,6 +44,8 @@ MAX_DIMENSION_KEY_CHARS: Final = 128
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _DIMENSION = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _DEFAULT_SETTINGS: Final = IngestSettings()
+# Reads float literals with float(): 1e400 becomes inf instead of a decode error.
+_WIDE_NUMBERS: Final = msgspec.json.Decoder(float_hook=float)
 
 
 class _Invalid(Exception):
@@ -55,7 +61,7 @@ def decode_luminate(
     fallback_environment: str | None = None,
 ) -> MetricBatch:
     """Decode a Luminate ``{"metrics": [...]}`` batch; per-entry problems go to ``errors``."""
-    doc = load_json_object(body, "metrics batch")
+    doc = _load(body)
     metrics = doc.get("metrics")
     if not isinstance(metrics, list):
         raise InvalidInput('body must be {"metrics": [...]}', code="invalid_payload")
@@ -83,6 +89,20 @@ def decode_luminate(
     return batch
 
 
+def _load(body: bytes) -> dict[str, Any]:
+    """The body's JSON object; numbers beyond float range are kept, not a decode error."""
+    try:
+        return load_json_object(body, "metrics batch")
+    except PayloadDecodeError as error:  # orjson refuses numbers it cannot hold in a double
+        try:
+            doc = _WIDE_NUMBERS.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            raise error from None
+        if not isinstance(doc, dict):
+            raise error from None
+        return doc
+
+
 def _entry(
     item: Any, out: SeriesCollector, settings: IngestSettings
 ) -> tuple[str, dict[str, str], int, float]:
@@ -96,7 +116,10 @@ def _entry(
     value = item.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Invalid("value must be a number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond float range
+        value = math.inf
     if not math.isfinite(value):
         raise _Invalid("value must be finite")
     raw_ts = item.get("timestamp")

@@ -60,7 +60,13 @@ import orjson
 from brokle_server.core.types import ProjectScope
 from brokle_server.errors import InvalidInput
 from brokle_server.ingest.anyvalue import enforce_lengths, plain_attributes
-from brokle_server.ingest.common import ItemStatus, Row, parse_hex_id, parse_timestamp_ns
+from brokle_server.ingest.common import (
+    ItemStatus,
+    Row,
+    dump_json,
+    parse_hex_id,
+    parse_timestamp_ns,
+)
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError
 from brokle_server.ingest.native_events import event_row
@@ -133,6 +139,8 @@ def decode_native_batch(
         raise InvalidInput(f'body must be {{"batch": [...]}}: {exc}') from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadDecodeError(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise PayloadDecodeError("invalid JSON body: nested too deeply") from None
     if len(items) > settings.max_batch_items:
         raise InvalidInput(
             f"at most {settings.max_batch_items} events per batch, got {len(items)}",
@@ -170,6 +178,9 @@ def decode_native_batch(
         except (msgspec.DecodeError, UnicodeDecodeError, _Refused, ScoreInvalid) as exc:
             out.errors.append(ItemStatus(index, str(exc), event_id))
             continue
+        except RecursionError:  # msgspec, on JSON nested deeper than the stack allows
+            out.errors.append(ItemStatus(index, "body nested too deeply", event_id))
+            continue
         seen.add(event_id)
         out.event_ids.append(event_id)
         out.successes.append(ItemStatus(index, "", event_id, 201))
@@ -195,7 +206,10 @@ def _route(
             raise _Refused(str(exc)) from None
     else:
         assert isinstance(item, TraceBody | SpanBody)
-        span_row = _span_row(ctx, resource, item, timestamp)
+        try:
+            span_row = _span_row(ctx, resource, item, timestamp)
+        except ValueError as exc:  # from dump_json: a JSON value nested too deeply to store
+            raise _Refused(str(exc)) from None
         if isinstance(span_row, str):
             raise _Refused(span_row)
         out.spans.append(span_row)
@@ -206,7 +220,7 @@ def _json_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return dump_json(value)
 
 
 def _time(value: Time, what: str) -> int:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from typing import Final
 
-import orjson
-
 from brokle_server.ingest.anyvalue import plain_attributes
-from brokle_server.ingest.common import NS_PER_MS, Row, parse_hex_id, parse_timestamp_ns
+from brokle_server.ingest.common import (
+    NS_PER_MS,
+    Row,
+    dump_json,
+    parse_hex_id,
+    parse_timestamp_ns,
+)
 from brokle_server.ingest.native_types import EventBody, Time
 from brokle_server.ingest.spans import IngestContext, note_limits
 from brokle_server.store.schema import EVENT_COLUMNS
@@ -54,7 +58,7 @@ def event_row(ctx: IngestContext, item: EventBody, event_id: str, timestamp: Tim
         if dropped or truncated:
             note_limits(attrs, dropped, truncated)
     body = item.body
-    text = body if isinstance(body, str) else "" if body is None else orjson.dumps(body).decode()
+    text = body if isinstance(body, str) else "" if body is None else dump_json(body)
     return (
         ctx.project_id,
         ctx.environment(item.environment, None),

@@ -65,6 +65,24 @@ def json_to_message(doc: object, message: Any, what: str) -> None:
         raise PayloadDecodeError(f"invalid {what} body: {exc}") from None
 
 
+def json_array(obj: object, camel: str, snake: str) -> list[Any]:
+    """The entries :func:`json_to_message` reads from the repeated field ``camel``/``snake``.
+
+    For counting a body's items before the conversion. Both keys are read, as the conversion
+    appends the entries of both; anything of the wrong shape counts as empty here (the
+    conversion reports it).
+    """
+    if not isinstance(obj, dict):
+        return []
+    value = obj.get(camel)
+    items: list[Any] = value if isinstance(value, list) else []
+    if snake != camel:
+        other = obj.get(snake)
+        if isinstance(other, list) and other:
+            items = items + other
+    return items
+
+
 def _fill(doc: object, message: Any, depth: int) -> None:
     if not isinstance(doc, dict):
         raise _Bad(f"{message.DESCRIPTOR.name} must be a JSON object")

@@ -21,7 +21,7 @@ from brokle_server.ingest.anyvalue import pb_attributes, pb_text
 from brokle_server.ingest.common import ItemBudget, Rejections, Row, RowBatch
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError, load_json_object
-from brokle_server.ingest.otlp_json import json_to_message
+from brokle_server.ingest.otlp_json import json_array, json_to_message
 from brokle_server.ingest.spans import IngestContext, ResourceInfo, note_limits
 from brokle_server.store.schema import LOG_COLUMNS
 
@@ -61,9 +61,22 @@ def decode_logs_json(
     fallback_environment: str | None = None,
 ) -> RowBatch:
     """Decode an OTLP/JSON ``ExportLogsServiceRequest`` into log rows."""
+    doc = load_json_object(body, "OTLP JSON logs")
+    _charge_json(doc, ItemBudget(settings.max_items_per_request, "log records"))
     request = ExportLogsServiceRequest()
-    json_to_message(load_json_object(body, "OTLP JSON logs"), request, "OTLP JSON logs")
+    json_to_message(doc, request, "OTLP JSON logs")
     return _decode(request, scope, received_at, settings, fallback_environment)
+
+
+def _charge_json(doc: dict[str, Any], budget: ItemBudget) -> None:
+    """Charge what :func:`_decode` will, before the conversion: too many is refused early."""
+    resource_logs_list = json_array(doc, "resourceLogs", "resource_logs")
+    budget.take_containers(len(resource_logs_list))
+    for resource_logs in resource_logs_list:
+        scope_logs_list = json_array(resource_logs, "scopeLogs", "scope_logs")
+        budget.take_containers(len(scope_logs_list))
+        for scope_logs in scope_logs_list:
+            budget.take(len(json_array(scope_logs, "logRecords", "log_records")))
 
 
 def severity_text_for(number: int) -> str:
@@ -86,11 +99,15 @@ def _decode(
     budget = ItemBudget(settings.max_items_per_request, "log records")
     rows: list[Row] = []
     rejected = Rejections()
-    for resource_logs in request.resource_logs:
+    resource_logs_list = request.resource_logs
+    budget.take_containers(len(resource_logs_list))
+    for resource_logs in resource_logs_list:
+        scope_logs_list = resource_logs.scope_logs
+        budget.take_containers(len(scope_logs_list))
         resource_attrs: dict[str, str] = {}
         pb_attributes(resource_logs.resource.attributes, limits, resource_attrs)
         res = ResourceInfo(resource_attrs)
-        for scope_logs in resource_logs.scope_logs:
+        for scope_logs in scope_logs_list:
             scope_name: str = scope_logs.scope.name
             records = scope_logs.log_records
             budget.take(len(records))

@@ -47,7 +47,7 @@ from brokle_server.ingest.common import (
 )
 from brokle_server.ingest.config import IngestSettings
 from brokle_server.ingest.decode import PayloadDecodeError, load_json_object
-from brokle_server.ingest.otlp_json import json_to_message
+from brokle_server.ingest.otlp_json import json_array, json_to_message
 from brokle_server.ingest.promnames import format_float, prometheus_metric_name, sanitize_labels
 from brokle_server.ingest.series import MetricBatch, SeriesCollector
 
@@ -55,7 +55,21 @@ _DEFAULT_SETTINGS: Final = IngestSettings()
 _CUMULATIVE: Final = 2
 _NO_RECORDED_VALUE: Final = 1
 _MAX_EXP_BUCKETS: Final = 160
+# The scales the OTLP data model defines for exponential histograms; outside them the bucket
+# bounds are meaningless (and 2 ** -scale overflows a float below about -1023).
+MIN_EXP_SCALE: Final = -10
+MAX_EXP_SCALE: Final = 20
 MAX_METRIC_NAME_CHARS: Final = 512
+_CONTAINERS: Final = "resource, scope and metric entries"  # counted apart from data points
+# Metric.data's members as OTLP/JSON keys (lowerCamelCase and snake_case).
+_JSON_DATA_KEYS: Final = (
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "exponential_histogram",
+    "summary",
+)
 _RESOURCE_LABEL_KEYS: Final = frozenset(
     {"service.name", "service.namespace", "service.instance.id"}
 )
@@ -86,9 +100,30 @@ def decode_metrics_json(
     fallback_environment: str | None = None,
 ) -> MetricBatch:
     """Decode an OTLP/JSON ``ExportMetricsServiceRequest`` into series and sample rows."""
+    doc = load_json_object(body, "OTLP JSON metrics")
+    _charge_json(doc, ItemBudget(settings.max_items_per_request, "data points", _CONTAINERS))
     request = ExportMetricsServiceRequest()
-    json_to_message(load_json_object(body, "OTLP JSON metrics"), request, "OTLP JSON metrics")
+    json_to_message(doc, request, "OTLP JSON metrics")
     return _Decoder(scope, received_at, settings, fallback_environment).run(request)
+
+
+def _charge_json(doc: dict[str, Any], budget: ItemBudget) -> None:
+    """Charge what :meth:`_Decoder.run` will, before the conversion: too many is refused early."""
+    resource_metrics_list = json_array(doc, "resourceMetrics", "resource_metrics")
+    budget.take_containers(len(resource_metrics_list))
+    for resource_metrics in resource_metrics_list:
+        scope_metrics_list = json_array(resource_metrics, "scopeMetrics", "scope_metrics")
+        budget.take_containers(len(scope_metrics_list))
+        for scope_metrics in scope_metrics_list:
+            metrics = json_array(scope_metrics, "metrics", "metrics")
+            budget.take_containers(len(metrics))
+            for metric in metrics:
+                if not isinstance(metric, dict):
+                    continue
+                for key in _JSON_DATA_KEYS:
+                    data = metric.get(key)
+                    if data is not None:
+                        budget.take(len(json_array(data, "dataPoints", "data_points")))
 
 
 class _Decoder:
@@ -109,26 +144,33 @@ class _Decoder:
             settings.max_label_value_chars,
         )
         self.rejected = Rejections()
-        self.budget = ItemBudget(settings.max_items_per_request, "data points")
+        self.budget = ItemBudget(settings.max_items_per_request, "data points", _CONTAINERS)
         # Per-resource state, set in run().
         self.env = ""
         self.base_labels: dict[str, str] = {}
 
     def run(self, request: Any) -> MetricBatch:
-        for resource_metrics in request.resource_metrics:
+        budget = self.budget
+        resource_metrics_list = request.resource_metrics
+        budget.take_containers(len(resource_metrics_list))
+        for resource_metrics in resource_metrics_list:
+            scope_metrics_list = resource_metrics.scope_metrics
+            budget.take_containers(len(scope_metrics_list))
             attrs: dict[str, str] = {}
             pb_attributes(resource_metrics.resource.attributes, self.limits, attrs)
             self.env = self.out.environment(resource_environment(attrs))
             self.base_labels = _resource_labels(attrs)
             latest_ms = 0
-            for scope_metrics in resource_metrics.scope_metrics:
+            for scope_metrics in scope_metrics_list:
+                metrics = scope_metrics.metrics
+                budget.take_containers(len(metrics))
                 labels = dict(self.base_labels)
                 inst = scope_metrics.scope
                 if inst.name:
                     labels["otel_scope_name"] = inst.name
                     if inst.version:
                         labels["otel_scope_version"] = inst.version
-                for metric in scope_metrics.metrics:
+                for metric in metrics:
                     latest_ms = max(latest_ms, self._metric(metric, labels))
             if latest_ms:
                 self._target_info(attrs, latest_ms)
@@ -185,7 +227,8 @@ class _Decoder:
                 if not self._histogram(name, labels, ts_ms, point, meta):
                     continue
             elif which == "exponential_histogram":
-                self._exp_histogram(name, labels, ts_ms, point, meta)
+                if not self._exp_histogram(name, labels, ts_ms, point, meta):
+                    continue
             else:
                 for q in point.quantile_values:
                     ql = {**labels, "quantile": format_float(q.quantile)}
@@ -252,9 +295,15 @@ class _Decoder:
 
     def _exp_histogram(
         self, name: str, labels: dict[str, str], ts_ms: int, point: Any, meta: tuple[str, str, str]
-    ) -> None:
+    ) -> bool:
+        scale: int = point.scale
+        if not MIN_EXP_SCALE <= scale <= MAX_EXP_SCALE:
+            self.rejected.add(
+                f"exponential histogram scale must be {MIN_EXP_SCALE} to {MAX_EXP_SCALE}"
+            )
+            return False
         pairs = exponential_bounds(
-            point.scale,
+            scale,
             point.zero_count,
             point.zero_threshold,
             (point.positive.offset, list(point.positive.bucket_counts)),
@@ -263,6 +312,7 @@ class _Decoder:
         )
         total = point.sum if point.HasField("sum") else None
         self._buckets(name, labels, ts_ms, pairs, point.count, total, meta)
+        return True
 
 
 def _resource_labels(attrs: dict[str, str]) -> dict[str, str]:
@@ -311,8 +361,11 @@ def exponential_bounds(
     """(upper bound, cumulative count) pairs for an exponential histogram, without +Inf.
 
     Bucket ``i`` at scale ``s`` holds values in ``(2**(i/2**s), 2**((i+1)/2**s)]``;
-    lowering the scale by one merges buckets pairwise (``i >> 1``).
+    lowering the scale by one merges buckets pairwise (``i >> 1``). ``scale`` must be within
+    ``MIN_EXP_SCALE..MAX_EXP_SCALE`` (``ValueError`` otherwise).
     """
+    if not MIN_EXP_SCALE <= scale <= MAX_EXP_SCALE:
+        raise ValueError(f"exponential histogram scale must be {MIN_EXP_SCALE} to {MAX_EXP_SCALE}")
     shift = max(0, scale - max_scale)
     pos = _merge(positive[0], positive[1], shift)
     neg = _merge(negative[0], negative[1], shift)

@@ -65,11 +65,15 @@ def decode_traces_protobuf(
     budget = ItemBudget(settings.max_items_per_request, "spans")
     rows: list[Row] = []
     rejected = Rejections()
-    for resource_spans in request.resource_spans:
+    resource_spans_list = request.resource_spans
+    budget.take_containers(len(resource_spans_list))  # before any per-entry work
+    for resource_spans in resource_spans_list:
+        scope_spans_list = resource_spans.scope_spans
+        budget.take_containers(len(scope_spans_list))
         resource_attrs: dict[str, str] = {}
         pb_attributes(resource_spans.resource.attributes, limits, resource_attrs)
         res = ResourceInfo(resource_attrs)
-        for scope_spans in resource_spans.scope_spans:
+        for scope_spans in scope_spans_list:
             inst = scope_spans.scope
             scope_name: str = inst.name
             scope_version: str = inst.version
@@ -192,16 +196,19 @@ def decode_traces_json(
         fallback_environment=fallback_environment,
     )
     budget = ItemBudget(settings.max_items_per_request, "spans")
+    budget.take_containers(len(resource_spans_list))
     rows: list[Row] = []
     rejected = Rejections()
     for resource_spans in resource_spans_list:
         try:
+            scope_spans_list = pick(resource_spans, "scopeSpans", "scope_spans") or []
+            if not isinstance(scope_spans_list, list):
+                raise TypeError
+            budget.take_containers(len(scope_spans_list))
             resource = pick(resource_spans, "resource", "resource") or {}
             resource_attrs: dict[str, str] = {}
             json_attributes(resource.get("attributes"), ctx.attr_limits, resource_attrs)
             res = ResourceInfo(resource_attrs)
-            scope_spans_list = pick(resource_spans, "scopeSpans", "scope_spans") or []
-            iter(scope_spans_list)
         except (AttributeError, TypeError, ValueError, OverflowError):
             raise PayloadDecodeError("malformed resourceSpans entry") from None
         for scope_spans in scope_spans_list:

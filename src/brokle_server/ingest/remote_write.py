@@ -120,7 +120,8 @@ def decode_remote_write(
         scope, received_at, settings.max_future_skew_seconds, fallback_environment
     )
     rejected = Rejections()
-    budget = ItemBudget(settings.max_items_per_request, "samples")
+    budget = ItemBudget(settings.max_items_per_request, "samples", "series and metadata entries")
+    budget.take_containers(len(request.timeseries) + len(request.metadata))
     metadata = {
         m.metric_family_name: (_METADATA_TYPES.get(m.type, "unknown"), m.unit, m.help)
         for m in request.metadata

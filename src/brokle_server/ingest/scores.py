@@ -193,13 +193,25 @@ def _value(data_type: str, raw: object, string_value: str | None) -> tuple[float
         label = string_value if string_value else raw if isinstance(raw, str) else None
         if not label:
             raise ScoreInvalid("a CATEGORICAL score needs string_value")
-        number = float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else 0.0
-        return (number if math.isfinite(number) else 0.0), label[:MAX_NAME_CHARS]
+        number = _finite(raw) if not isinstance(raw, bool) else None
+        return (0.0 if number is None else number), label[:MAX_NAME_CHARS]
     if isinstance(raw, bool):
         return (1.0 if raw else 0.0), string_value or ""
-    if not isinstance(raw, int | float) or not math.isfinite(raw):
+    number = _finite(raw)
+    if number is None:
         raise ScoreInvalid("a NUMERIC score needs a finite number in value")
-    return float(raw), string_value or ""
+    return number, string_value or ""
+
+
+def _finite(raw: object) -> float | None:
+    """``raw`` as a finite float; ``None`` when it is not a number or beyond float range."""
+    if not isinstance(raw, int | float):
+        return None
+    try:
+        number = float(raw)  # an int of 309+ digits (msgspec keeps it exact) overflows
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _score_id(score: ScoreIn, new_id: IdFactory) -> str:
@@ -226,6 +238,8 @@ def decode_score(
         raise ValidationFailed(f"invalid score: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadDecodeError(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise PayloadDecodeError("invalid JSON body: nested too deeply") from None
     ctx = IngestContext(scope, received_at, settings, fallback_environment=fallback_environment)
     try:
         row, reply = build_score_row(ctx, score, _score_id(score, new_id), None)
@@ -251,6 +265,8 @@ def decode_score_batch(
         raise ValidationFailed(f'body must be {{"scores": [...]}}: {exc}') from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise PayloadDecodeError(f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise PayloadDecodeError("invalid JSON body: nested too deeply") from None
     if len(batch.scores) > settings.max_batch_items:
         raise InvalidInput(
             f"at most {settings.max_batch_items} scores per request, got {len(batch.scores)}",
@@ -264,6 +280,9 @@ def decode_score_batch(
             row, reply = build_score_row(ctx, score, _score_id(score, new_id), None)
         except (msgspec.DecodeError, UnicodeDecodeError, ScoreInvalid) as exc:
             out.errors.append(ItemStatus(index, f"invalid score: {exc}"))
+            continue
+        except RecursionError:
+            out.errors.append(ItemStatus(index, "invalid score: nested too deeply"))
             continue
         reply["index"] = index
         out.rows.append(row)

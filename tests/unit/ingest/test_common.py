@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,6 +12,7 @@ from brokle_server.ingest.common import (
     Rejections,
     TimeWindow,
     datetime_to_ns,
+    dump_json,
     normalize_environment,
     parse_hex_id,
     parse_tags,
@@ -141,3 +143,20 @@ def test_rejections_message() -> None:
     rejected.add("bad id")
     assert rejected.count == 3
     assert rejected.message("spans") == "rejected 3 spans: 2 x too old; 1 x bad id"
+
+
+def test_dump_json() -> None:
+    assert dump_json({"a": [1, 2.5, "é", None, True]}) == '{"a":[1,2.5,"é",null,true]}'
+    big = 10**30
+    # Beyond 64 bits orjson refuses: the stdlib writes the exact value, NaN/Inf as null.
+    assert dump_json({"n": big, "l": [-big, math.nan, math.inf, "é"]}) == (
+        f'{{"n":{big},"l":[{-big},null,null,"é"]}}'
+    )
+    deep: object = 1
+    for _ in range(300):  # deeper than orjson writes
+        deep = [deep]
+    assert dump_json(deep) == "[" * 300 + "1" + "]" * 300
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        dump_json(deep)

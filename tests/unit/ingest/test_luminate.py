@@ -98,3 +98,35 @@ def test_whole_body_errors(scope: ProjectScope) -> None:
             NOW,
             settings=IngestSettings(max_batch_items=2),
         )
+
+
+def test_numbers_beyond_float_range_are_per_entry_errors(scope: ProjectScope) -> None:
+    huge = "9" * 400  # orjson refuses the whole body; each entry is judged on its own
+    raw = body(
+        {"name": "a", "value": "@HUGE@"},
+        {"name": "b", "value": "@-HUGE@"},
+        {"name": "c", "value": "@1e400@"},
+        {"name": "d", "value": 1, "timestamp": "@HUGE@"},
+        {"name": "ok", "value": 2, "dimensions": {"region": "eu"}},
+    )
+    for token, text in (
+        ("@HUGE@", huge),
+        ("@-HUGE@", "-" + huge),
+        ("@1e400@", "1e400"),
+    ):
+        raw = raw.replace(f'"{token}"'.encode(), text.encode())
+    batch = decode_luminate(raw, scope, NOW)
+    assert [(e.index, e.message) for e in batch.errors] == [
+        (0, "value must be finite"),
+        (1, "value must be finite"),
+        (2, "value must be finite"),
+        (3, "invalid timestamp: timestamp out of range"),
+    ]
+    samples = [dict(zip(SAMPLE_COLUMNS, r, strict=True)) for r in batch.samples]
+    assert [(s["metric_name"], s["value"]) for s in samples] == [("ok", 2.0)]
+    series = dict(zip(SERIES_COLUMNS, batch.series[0], strict=True))
+    assert series["labels"] == {"region": "eu"}
+    # Still a decode error: invalid JSON, or a body that is not an object.
+    for bad in (b'{"metrics": [1e400', b"[1e400]"):
+        with pytest.raises(PayloadDecodeError):
+            decode_luminate(bad, scope, NOW)

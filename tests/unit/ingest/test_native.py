@@ -219,3 +219,85 @@ def test_whole_body_errors(scope: ProjectScope) -> None:
         decode_native_batch(
             batch_body({}, {}), scope, NOW, settings=IngestSettings(max_batch_items=1)
         )
+
+
+BIG = "9" * 30  # beyond 64 bits: orjson cannot write it back
+
+
+def _with_big_ints(*items: dict[str, Any]) -> bytes:
+    return batch_body(*items).replace(b'"@BIG@"', BIG.encode())
+
+
+def test_integers_beyond_64_bits_are_kept_exactly(scope: ProjectScope) -> None:
+    span = {"trace_id": TRACE, "start_time": NOW_NS}
+    body = _with_big_ints(
+        {
+            "id": "s1",
+            "type": "span",
+            "body": {
+                **span,
+                "id": "c7ad6b7169203331",
+                "name": "big-input",
+                "input": {"n": "@BIG@", "x": 1.5},
+                "output": ["@BIG@"],
+                "metadata": {"list": ["@BIG@"], "n": "@BIG@"},
+            },
+        },
+        {
+            "id": "s2",
+            "type": "generation",
+            "body": {
+                **span,
+                "id": "d7ad6b7169203331",
+                "name": "big-gen",
+                "model_parameters": {"seed": "@BIG@", "stop": ["@BIG@"]},
+                "usage": {"input_tokens": "@BIG@", "output_tokens": 5},
+            },
+        },
+        {
+            "id": "e1",
+            "type": "event",
+            "body": {"name": "e", "body": ["@BIG@"], "attributes": {"k": {"n": "@BIG@"}}},
+        },
+    )
+    result = decode_native_batch(body, scope, NOW)
+    assert result.errors == [] and len(result.successes) == 3
+    rows = spans(result.spans)
+    big = rows["big-input"]
+    assert big["input"] == f'{{"n":{BIG},"x":1.5}}' and big["output"] == f"[{BIG}]"
+    assert big["attributes"]["list"] == f"[{BIG}]" and big["attributes"]["n"] == BIG
+    gen = rows["big-gen"]
+    assert gen["attributes"]["gen_ai.request.stop"] == f"[{BIG}]"
+    # A token count beyond what the UInt64 column holds is dropped, not a failed insert.
+    assert (gen["input_tokens"], gen["output_tokens"]) == (0, 5)
+    event = dict(zip(EVENT_COLUMNS, result.events[0], strict=True))
+    assert event["body"] == f"[{BIG}]" and event["attributes"] == {"k": f'{{"n":{BIG}}}'}
+
+
+def test_deeply_nested_values_are_never_an_exception(scope: ProjectScope) -> None:
+    def nested(depth: int) -> bytes:
+        return b"[" * depth + b"1" + b"]" * depth
+
+    span = {"id": "c7ad6b7169203331", "trace_id": TRACE, "start_time": NOW_NS, "name": "s"}
+    body = batch_body(
+        {"id": "ok", "type": "span", "body": {**span, "input": "@300@"}},
+        {"id": "event", "type": "event", "body": {"name": "e", "body": "@300@"}},
+    )
+    result = decode_native_batch(body.replace(b'"@300@"', nested(300)), scope, NOW)
+    # Deeper than orjson writes (254): the stdlib encoder takes over.
+    assert result.errors == []
+    assert spans(result.spans)["s"]["input"] == "[" * 300 + "1" + "]" * 300
+    with pytest.raises(PayloadDecodeError, match="nested too deeply"):
+        decode_native_batch(body.replace(b'"@300@"', nested(5000)), scope, NOW)
+    # Around the interpreter's recursion limit msgspec may read a value that the encoder
+    # cannot write back: whatever the depth, the answer is a 400 or a per-item error.
+    for depth in range(800, 1100, 4):
+        deep = body.replace(b'"@300@"', nested(depth))
+        try:
+            result = decode_native_batch(deep, scope, NOW)
+        except PayloadDecodeError:
+            continue
+        assert {e.message for e in result.errors} <= {
+            "body nested too deeply",
+            "JSON value nested too deeply",
+        }

@@ -266,3 +266,33 @@ def test_exponential_bounds() -> None:
     # a value near the top of float range becomes +Inf and is dropped by the caller
     top = exponential_bounds(0, 0, 0.0, (1023, [1, 1]), (0, []), max_scale=0)
     assert top[-1] == (math.inf, 2)
+
+
+def test_exponential_histogram_scale_outside_the_spec_is_rejected(scope: ProjectScope) -> None:
+    def point(scale: int) -> dict[str, Any]:
+        return {
+            "timeUnixNano": str(NOW_NS),
+            "scale": scale,
+            "count": 3,
+            "sum": 4.0,
+            "positive": {"offset": 1, "bucketCounts": [1, 2]},
+        }
+
+    body = _metric_request(
+        [point(-2000), point(-11), point(-10), point(20), point(21), point(-(2**31))],
+        "exponentialHistogram",
+    )
+    batch = decode_metrics_json(body, scope, NOW)
+    assert batch.rejected.reasons == {"exponential histogram scale must be -10 to 20": 4}
+    got = samples(batch)
+    assert got[("m_count", ())] == 3.0  # the two points in range (same series) were kept
+    assert got[("m_bucket", (("le", "+Inf"),))] == 3.0
+    # Protobuf takes the same path.
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="m")
+    metric.exponential_histogram.data_points.add(time_unix_nano=NOW_NS, scale=-2000, count=1)
+    batch = decode_metrics_protobuf(request.SerializeToString(), scope, NOW)
+    assert batch.samples == [] and batch.rejected.count == 1
+    for scale in (-11, 21, -2000):
+        with pytest.raises(ValueError, match="scale must be"):
+            exponential_bounds(scale, 0, 0.0, (0, [1]), (0, []), max_scale=3)

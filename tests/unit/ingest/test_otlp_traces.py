@@ -488,3 +488,28 @@ def test_json_span_with_wrong_types_is_rejected_alone(scope: ProjectScope) -> No
 def test_empty_request_is_success(scope: ProjectScope) -> None:
     assert decode_traces_protobuf(b"", scope, NOW).rows == []
     assert decode_traces_json(b"{}", scope, NOW).rows == []
+
+
+def test_json_integers_beyond_64_bits_inside_arrays_and_kvlists(scope: ProjectScope) -> None:
+    big = "9" * 30  # an OTLP/JSON intValue is decimal text; int() reads it exactly
+    values = [{"intValue": big}, {"doubleValue": "NaN"}, {"stringValue": "é"}]
+    span = {
+        "traceId": "01" * 16,
+        "spanId": "02" * 8,
+        "startTimeUnixNano": str(NOW_NS),
+        "attributes": [
+            {"key": "int", "value": {"intValue": big}},
+            {"key": "list", "value": {"arrayValue": {"values": values}}},
+            {
+                "key": "map",
+                "value": {"kvlistValue": {"values": [{"key": "n", "value": {"intValue": big}}]}},
+            },
+        ],
+    }
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    batch = decode_traces_json(orjson.dumps(doc), scope, NOW)
+    assert batch.rejected.count == 0
+    attrs = as_dicts(batch.rows)[0]["attributes"]
+    assert attrs["int"] == big
+    assert attrs["list"] == f'[{big},null,"é"]'
+    assert attrs["map"] == f'{{"n":{big}}}'

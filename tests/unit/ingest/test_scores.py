@@ -156,3 +156,41 @@ def test_malformed_json(scope: ProjectScope) -> None:
         decode_score(b'{"trace_id": "\xff"}', scope, NOW)
     with pytest.raises(ValidationFailed):
         decode_score_batch(b'{"scores": 1}', scope, NOW)
+
+
+HUGE = "9" * 400  # valid JSON; msgspec keeps it as an int, beyond the range of a float
+
+
+def test_values_beyond_float_range(scope: ProjectScope) -> None:
+    numeric = f'{{"trace_id": "{TRACE}", "name": "q", "value": {HUGE}}}'
+    with pytest.raises(ValidationFailed, match="finite number"):
+        decode_score(numeric.encode(), scope, NOW)
+    for value in (f"-{HUGE}", "1e400"):
+        with pytest.raises((ValidationFailed, PayloadDecodeError)):
+            decode_score(numeric.replace(HUGE, value).encode(), scope, NOW)
+    categorical = (
+        f'{{"trace_id": "{TRACE}", "name": "c", "value": {HUGE}, "type": "CATEGORICAL", '
+        '"string_value": "good"}'
+    )
+    boolean = f'{{"trace_id": "{TRACE}", "name": "b", "value": {HUGE}, "type": "BOOLEAN"}}'
+    ok = f'{{"trace_id": "{TRACE}", "name": "ok", "value": 1}}'
+    body = f'{{"scores": [{numeric}, {categorical}, {boolean}, {ok}]}}'.encode()
+    batch = decode_score_batch(body, scope, NOW)
+    assert [(e.index, e.message) for e in batch.errors] == [
+        (0, "invalid score: a NUMERIC score needs a finite number in value"),
+        (2, "invalid score: a BOOLEAN score needs value true/false or 1/0"),
+    ]
+    rows = [dict(zip(SCORE_COLUMNS, r, strict=True)) for r in batch.rows]
+    assert [(r["name"], r["value"], r["string_value"]) for r in rows] == [
+        ("c", 0.0, "good"),
+        ("ok", 1.0, ""),
+    ]
+
+
+def test_metadata_nested_too_deeply(scope: ProjectScope) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    single = f'{{"trace_id": "{TRACE}", "name": "q", "value": 1, "metadata": {{"d": {deep}}}}}'
+    with pytest.raises(PayloadDecodeError, match="nested too deeply"):
+        decode_score(single.encode(), scope, NOW)
+    with pytest.raises(PayloadDecodeError, match="nested too deeply"):
+        decode_score_batch(f'{{"scores": [{single}]}}'.encode(), scope, NOW)
