@@ -545,11 +545,6 @@ def test_score_rows(run: Run) -> None:
 BATCH_WITHOUT_SOURCE = ("relevance", "helpful")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/scores.py maps an absent source to API, but the brokle SDK documents "
-    "'source' in scores.batch() items as optional with default \"code\" (→ SDK)",
-)
 def test_batch_score_source_defaults_to_code(run: Run) -> None:
     """``client.scores.batch`` passes items through; its docstring says a missing ``source``
     means ``"code"``, which the server stores as ``SDK`` (``submit`` sends it explicitly)."""

@@ -130,7 +130,8 @@ def build_score_row(
     if data_type not in _DATA_TYPES:
         raise ScoreInvalid("type must be NUMERIC, CATEGORICAL or BOOLEAN")
     value, string_value = _value(data_type, score.value, score.string_value)
-    source = _SOURCES.get((score.source or "api").lower())
+    # The brokle SDK documents an omitted source as "code" (scores computed by the app).
+    source = _SOURCES.get((score.source or "code").lower())
     if source is None:
         raise ScoreInvalid("source must be code, llm, human, API, SDK, ANNOTATION or EVAL")
     raw_ts = score.timestamp if score.timestamp is not None else default_ts

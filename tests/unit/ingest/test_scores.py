@@ -109,7 +109,7 @@ def test_sdk_batch_with_a_bad_item(scope: ProjectScope) -> None:
             ("CATEGORICAL", 0.0, "good", "ANNOTATION"),
         ),
         ({"value": 0.5, "data_type": "numeric", "source": "llm"}, ("NUMERIC", 0.5, "", "EVAL")),
-        ({"value": False, "type": "BOOLEAN"}, ("BOOLEAN", 0.0, "false", "API")),
+        ({"value": False, "type": "BOOLEAN"}, ("BOOLEAN", 0.0, "false", "SDK")),
         ({"value": "true", "type": "BOOLEAN", "source": "EVAL"}, ("BOOLEAN", 1.0, "true", "EVAL")),
     ],
 )
