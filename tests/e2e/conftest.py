@@ -113,24 +113,30 @@ def server(server_factory: Callable[..., Server]) -> Server:
     return server_factory()
 
 
-def query_store(data_dir: Path, sql: str, **parameters: object) -> list[dict[str, object]]:
-    """Run SQL on a stopped server's embedded store, in a subprocess (chDB allows one data
-    path per process, and the test process may hold another)."""
+_DUMP_SCRIPT = """
+import json, sys
+from brokle_server.store.client import Store
+args = json.loads(sys.argv[1])
+out = {}
+with Store(args["url"]) as store:
+    for name, sql in args["queries"].items():
+        out[name] = store.query_dicts(sql, args["params"])
+print(json.dumps(out, default=str))
+"""
+
+
+def dump_store(
+    data_dir: Path, queries: dict[str, str], **parameters: object
+) -> dict[str, list[dict[str, object]]]:
+    """Run several SELECTs on a stopped server's embedded store in one subprocess (one chDB
+    load; chDB allows one data path per process, and the test process may hold another)."""
     import json
 
-    script = (
-        "import json, sys\n"
-        "from brokle_server.store.client import Store\n"
-        "args = json.loads(sys.argv[1])\n"
-        "with Store(args['url']) as store:\n"
-        "    rows = store.query_dicts(args['sql'], args['params'])\n"
-        "print(json.dumps(rows, default=str))\n"
-    )
     payload = json.dumps(
-        {"url": f"chdb://{data_dir / 'clickhouse'}", "sql": sql, "params": parameters}
+        {"url": f"chdb://{data_dir / 'clickhouse'}", "queries": queries, "params": parameters}
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, payload],
+        [sys.executable, "-c", _DUMP_SCRIPT, payload],
         capture_output=True,
         text=True,
         timeout=120,
@@ -138,5 +144,10 @@ def query_store(data_dir: Path, sql: str, **parameters: object) -> list[dict[str
     )
     if done.returncode != 0:
         raise RuntimeError(f"store query failed:\n{done.stderr[-3000:]}")
-    rows: list[dict[str, object]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return rows
+    result: dict[str, list[dict[str, object]]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def query_store(data_dir: Path, sql: str, **parameters: object) -> list[dict[str, object]]:
+    """One SELECT on a stopped server's embedded store."""
+    return dump_store(data_dir, {"rows": sql}, **parameters)["rows"]

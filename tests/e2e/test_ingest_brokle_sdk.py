@@ -14,13 +14,10 @@ import contextlib
 import contextvars
 import json
 import logging
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, dump_store, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,33 +36,6 @@ QUESTION = "Capital of France?"
 INPUT_MESSAGES = [{"role": "user", "content": QUESTION}]
 OUTPUT_MESSAGES = [{"role": "assistant", "content": "Paris"}]
 PROJECT_RETENTION_DAYS = 30  # the bootstrap project's (and any new project's) default
-
-_DUMP_SCRIPT = """
-import json, sys
-from brokle_server.store.client import Store
-args = json.loads(sys.argv[1])
-out = {}
-with Store(args["url"]) as store:
-    for name, sql in args["queries"].items():
-        out[name] = store.query_dicts(sql, {})
-print(json.dumps(out, default=str))
-"""
-
-
-def dump_store(data_dir: Path, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Run several SELECTs on a stopped server's store in one subprocess (one chDB load)."""
-    payload = json.dumps({"url": f"chdb://{data_dir / 'clickhouse'}", "queries": queries})
-    done = subprocess.run(
-        [sys.executable, "-c", _DUMP_SCRIPT, payload],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"store query failed:\n{done.stderr[-3000:]}")
-    result: dict[str, list[dict[str, Any]]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 QUERIES = {

@@ -15,14 +15,11 @@ import itertools
 import json
 import logging
 import math
-import subprocess
-import sys
 import time
 import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,7 +59,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, dump_store, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -159,33 +156,6 @@ class _Collect(logging.Handler):
 
 
 # --------------------------------------------------------------------------- store access
-
-_DUMP_SCRIPT = """
-import json, sys
-from brokle_server.store.client import Store
-args = json.loads(sys.argv[1])
-out = {}
-with Store(args["url"]) as store:
-    for name, sql in args["queries"].items():
-        out[name] = store.query_dicts(sql, {})
-print(json.dumps(out, default=str))
-"""
-
-
-def dump_store(data_dir: Path, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Run several SELECTs on a stopped server's store in one subprocess (one chDB load)."""
-    payload = json.dumps({"url": f"chdb://{data_dir / 'clickhouse'}", "queries": queries})
-    done = subprocess.run(
-        [sys.executable, "-c", _DUMP_SCRIPT, payload],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"store query failed:\n{done.stderr[-3000:]}")
-    result: dict[str, list[dict[str, Any]]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 SPANS_SQL = """

@@ -12,19 +12,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, dump_store, start_server
 from tests.e2e.prometheus import prometheus_binary, start_prometheus
 
 pytestmark = pytest.mark.e2e
@@ -35,16 +32,6 @@ WAIT_SECONDS = 40
 MIN_SAMPLES = 300  # a few scrapes of Brokle's /metrics
 _ACCEPTED = re.compile(r'^brokle_ingest_accepted_rows\{table="samples"\} (\S+)$', re.M)
 
-_DUMP_SCRIPT = """
-import json, sys
-from brokle_server.store.client import Store
-args = json.loads(sys.argv[1])
-out = {}
-with Store(args["url"]) as store:
-    for name, sql in args["queries"].items():
-        out[name] = store.query_dicts(sql, {})
-print(json.dumps(out, default=str))
-"""
 
 QUERIES = {
     "series": """
@@ -58,22 +45,6 @@ QUERIES = {
                toUnixTimestamp64Milli(timestamp) AS timestamp, value
         FROM samples ORDER BY project_id, metric_name, series_id, timestamp""",
 }
-
-
-def dump_store(data_dir: Path, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """Run several SELECTs on a stopped server's store in one subprocess (one chDB load)."""
-    payload = json.dumps({"url": f"chdb://{data_dir / 'clickhouse'}", "queries": queries})
-    done = subprocess.run(
-        [sys.executable, "-c", _DUMP_SCRIPT, payload],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"store query failed:\n{done.stderr[-3000:]}")
-    result: dict[str, list[dict[str, Any]]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def accepted_samples(base_url: str) -> float:
