@@ -37,12 +37,15 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,6 +98,9 @@ class LoadConfig:
     """Distinct pre-built bodies per client process (each reused with fresh ids)."""
     server_env: dict[str, str] = field(default_factory=dict)
     """Extra ``BROKLE_*`` settings for the server (e.g. pipeline tuning)."""
+    profile: Path | None = None
+    """Record the server with py-spy (``--gil``) over the measured window into this file:
+    ``.svg`` a flame graph, ``.json`` speedscope, anything else py-spy's raw stacks."""
 
 
 # -- realistic LLM spans ------------------------------------------------------------------
@@ -525,12 +531,15 @@ def _observe(server: BrokleServer, config: LoadConfig, conns: list[Connection]) 
 
     time.sleep(max(0.0, schedule.measure_at - time.monotonic()))
     at_measure = _sample(server, http)
+    profiler = _start_profiler(server.pid, config) if config.profile else None
     cpu_at_measure, busy_at_measure = process_cpu_seconds(server.pid), machine_busy_cpu_seconds()
     rss_peak = 0
     while (left := schedule.stop_at - time.monotonic()) > 0:
         rss_peak = max(rss_peak, process_rss_bytes(server.pid)[0])
         time.sleep(min(0.25, left))
     cpu_at_stop, busy_at_stop = process_cpu_seconds(server.pid), machine_busy_cpu_seconds()
+    if profiler is not None:
+        profiler.wait(60)
     at_stop = _sample(server, http)
 
     # Poll /metrics until every client has reported and the writers have written every
@@ -567,6 +576,20 @@ def _observe(server: BrokleServer, config: LoadConfig, conns: list[Connection]) 
         clients=clients,
         body_bytes=body_bytes,
     )
+
+
+def _start_profiler(pid: int, config: LoadConfig) -> subprocess.Popen[bytes]:
+    """py-spy over the measured window; only what holds the GIL, sampled without pausing."""
+    assert config.profile is not None
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if py_spy is None:
+        raise RuntimeError("--profile needs py-spy (pip install py-spy; not a dependency)")
+    formats = {".svg": "flamegraph", ".json": "speedscope"}
+    fmt = formats.get(config.profile.suffix, "raw")
+    command = [py_spy, "record", "--pid", str(pid), "--duration", str(int(config.duration))]
+    command += ["--rate", "100", "--gil", "--nonblocking", "--format", fmt]
+    command += ["--output", str(config.profile)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
 
 def _ratio(value: float | None, target: float) -> float | None:
@@ -688,6 +711,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra server environment, e.g. BROKLE_PIPELINE__BATCH_ROWS=20000 (repeatable)",
     )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="py-spy the server into this .svg/.json/.txt"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write a results file")
     args = parser.parse_args(argv)
     config = LoadConfig(
@@ -700,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         templates=args.templates,
         server_env=dict(item.split("=", 1) for item in args.server_env),
+        profile=args.profile,
     )
     started = datetime.now(UTC)
     result = run(config)
