@@ -51,7 +51,10 @@ class Decision:
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: Limit, cost: int = 1) -> Decision: ...
+    async def hit(self, key: str, limit: Limit, cost: int = 1, *, force: bool = False) -> Decision:
+        """Take ``cost`` tokens if available. With ``force``, take them regardless (the
+        bucket may go negative): for usage that already happened and must still count."""
+        ...
 
     async def reset(self, key: str) -> None: ...
 
@@ -59,11 +62,16 @@ class RateLimiter(Protocol):
 
 
 def _take(
-    tokens: float, last: float, now: float, limit: Limit, cost: int
+    tokens: float, last: float, now: float, limit: Limit, cost: int, force: bool = False
 ) -> tuple[float, Decision]:
     """Refill then try to take ``cost`` tokens; the shared arithmetic of both adapters."""
     tokens = min(float(limit.burst), tokens + max(0.0, now - last) * limit.rate)
     allowed = tokens >= cost
+    if force and not allowed:
+        tokens -= cost
+        return tokens, Decision(
+            False, limit.burst, 0, (limit.burst - tokens) / limit.rate, -tokens / limit.rate
+        )
     if allowed:
         tokens -= cost
         retry_after = 0.0
@@ -81,10 +89,10 @@ class MemoryRateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._max_keys = max_keys
 
-    async def hit(self, key: str, limit: Limit, cost: int = 1) -> Decision:
+    async def hit(self, key: str, limit: Limit, cost: int = 1, *, force: bool = False) -> Decision:
         now = time.monotonic()
         tokens, last = self._buckets.pop(key, (float(limit.burst), now))
-        tokens, decision = _take(tokens, last, now, limit, cost)
+        tokens, decision = _take(tokens, last, now, limit, cost, force)
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
@@ -104,6 +112,7 @@ local key = KEYS[1]
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
+local force = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', key, 'tokens', 'ts')
@@ -114,6 +123,8 @@ local allowed = 0
 if tokens >= cost then
   tokens = tokens - cost
   allowed = 1
+elseif force == 1 then
+  tokens = tokens - cost
 end
 redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', key, math.ceil((burst / rate) * 1000) + 1000)
@@ -129,10 +140,10 @@ class RedisRateLimiter:
         self._prefix = prefix
         self._script = redis.register_script(_LUA_TAKE)
 
-    async def hit(self, key: str, limit: Limit, cost: int = 1) -> Decision:
+    async def hit(self, key: str, limit: Limit, cost: int = 1, *, force: bool = False) -> Decision:
         try:
             allowed, raw_tokens = await self._script(
-                keys=[self._prefix + key], args=[limit.rate, limit.burst, cost]
+                keys=[self._prefix + key], args=[limit.rate, limit.burst, cost, int(force)]
             )
         except (RedisError, OSError) as exc:
             # Fail open: losing rate limiting for a while beats refusing every request.
@@ -143,9 +154,9 @@ class RedisRateLimiter:
         return Decision(
             allowed=ok,
             limit=limit.burst,
-            remaining=int(tokens),
+            remaining=max(0, int(tokens)),
             reset_after=(limit.burst - tokens) / limit.rate,
-            retry_after=0.0 if ok else (cost - tokens) / limit.rate,
+            retry_after=0.0 if ok else max(cost - tokens, -tokens) / limit.rate,
         )
 
     async def reset(self, key: str) -> None:

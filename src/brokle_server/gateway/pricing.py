@@ -30,6 +30,7 @@ class Price:
     input: float
     output: float
     cached_input: float | None = None
+    cache_write: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +59,13 @@ class Pricer:
 
 
 def _cost_from(price: Price, usage: Usage, version_tag: str) -> Cost:
+    # input_tokens include cache reads and cache writes, each with its own rate.
     cached = min(usage.cached_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    fresh = usage.input_tokens - cached - written
     cached_rate = price.cached_input if price.cached_input is not None else price.input
-    input_cost = ((usage.input_tokens - cached) * price.input + cached * cached_rate) / 1e6
+    write_rate = price.cache_write if price.cache_write is not None else price.input
+    input_cost = (fresh * price.input + cached * cached_rate + written * write_rate) / 1e6
     output_cost = usage.output_tokens * price.output / 1e6
     return Cost(input_cost + output_cost, input_cost, output_cost, version_tag)
 
@@ -80,6 +85,11 @@ def library_price(provider: str, model: str) -> Price | None:
             model_ref=model,
             provider_id=provider_id,
         )
+        written = calc_price(
+            PriceUsage(input_tokens=1_000_000, cache_write_tokens=1_000_000),
+            model_ref=model,
+            provider_id=provider_id,
+        )
     except LookupError:
         return None
     except Exception:  # the library raises its own errors for unknown models/providers
@@ -88,4 +98,5 @@ def library_price(provider: str, model: str) -> Price | None:
         input=float(full.input_price),
         output=float(full.output_price),
         cached_input=float(cached.input_price),
+        cache_write=float(written.input_price),
     )

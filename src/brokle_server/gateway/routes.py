@@ -6,6 +6,7 @@ errors use each API's own shapes; streams are Server-Sent Events.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -258,6 +259,15 @@ _OPENAI_TYPES = {
 }
 
 
+def gateway_headers(error: BrokleError) -> dict[str, str]:
+    """Retry-After for our own limits and for an upstream that asked for one."""
+    headers = retry_headers(error)
+    upstream_wait = getattr(error, "retry_after", None)
+    if "Retry-After" not in headers and isinstance(upstream_wait, int | float):
+        headers["Retry-After"] = str(max(1, math.ceil(upstream_wait)))
+    return headers
+
+
 def gateway_status(error: BrokleError, status: int) -> int:
     client_status = getattr(error, "client_status", None)
     return client_status if isinstance(client_status, int) else status
@@ -278,7 +288,7 @@ def openai_error_body(error: BrokleError, status: int | None = None) -> dict[str
 
 def openai_error_renderer(error: BrokleError, status: int, request_id: str | None) -> Response:
     status = gateway_status(error, status)
-    headers = retry_headers(error)
+    headers = gateway_headers(error)
     if request_id:
         headers["x-request-id"] = request_id
     return json_response(openai_error_body(error, status), status, headers)
@@ -286,7 +296,7 @@ def openai_error_renderer(error: BrokleError, status: int, request_id: str | Non
 
 def anthropic_error_renderer(error: BrokleError, status: int, request_id: str | None) -> Response:
     status = gateway_status(error, status)
-    return json_response(anthropic_api.error_body(error, status), status, retry_headers(error))
+    return json_response(anthropic_api.error_body(error, status), status, gateway_headers(error))
 
 
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models")

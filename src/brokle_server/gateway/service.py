@@ -108,6 +108,7 @@ class GatewayService:
         )
         self._publish = publish
         self._rng = rng or random.Random()  # noqa: S311  (retry jitter, not secrets)
+        self._backoff_max = settings.backoff_max_ms / 1000
         self._providers: dict[tuple[str, ProviderConfig], Provider] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -189,7 +190,10 @@ class GatewayService:
         last: BrokleError | None = None
         tries = 0
         for attempt in attempts:
-            attempt.provider.validate(call.body)
+            if call.endpoint == "chat":
+                # Chat parameters are checked up front; the embeddings and completions methods
+                # check their own bodies (and name a missing endpoint as such).
+                attempt.provider.validate(call.body)
             for retry in range(plan.retries + 1):
                 if tries >= self.settings.max_attempts:
                     break
@@ -200,20 +204,25 @@ class GatewayService:
                 try:
                     result = await invoke(attempt)
                 except BrokleError as exc:
-                    self.router.failed(project, attempt.target)
                     last = exc
                     status = getattr(exc, "status", 0)
                     if status in _CLIENT_ERRORS:
-                        raise  # the request itself is wrong; another target won't help
+                        # The request itself is wrong: another target won't help, and the
+                        # target is healthy, so its breaker is left alone.
+                        raise
+                    self.router.failed(project, attempt.target)
                     if not getattr(exc, "retryable", False):
                         break  # e.g. bad credentials: move on to the next target
+                    retry_after = getattr(exc, "retry_after", None)
+                    if retry_after is not None and retry_after > self._backoff_max:
+                        break  # the target asks for longer than we wait: fall back
                     if retry < plan.retries:
                         await asyncio.sleep(
                             backoff_delay(
                                 retry + 1,
                                 initial=self.settings.backoff_initial_ms / 1000,
-                                maximum=self.settings.backoff_max_ms / 1000,
-                                retry_after=getattr(exc, "retry_after", None),
+                                maximum=self._backoff_max,
+                                retry_after=retry_after,
                                 rng=self._rng,
                             )
                         )
@@ -333,8 +342,9 @@ class GatewayService:
         for rule in cfg.limits_for(key_id):
             if rule.tpm and usage.output_tokens:
                 who = f"key:{key_id}" if rule.api_key_id else f"project:{cfg.project_id}"
+                # Into debt if need be: an answer larger than what is left still counts.
                 await self.limiter.hit(
-                    f"gw:tpm:{who}", Limit.per_minute(rule.tpm), usage.output_tokens
+                    f"gw:tpm:{who}", Limit.per_minute(rule.tpm), usage.output_tokens, force=True
                 )
 
     def _timeout(self) -> float:
@@ -420,11 +430,29 @@ async def _quiet(coro: Awaitable[None]) -> None:
         log.debug("gateway event not published", error=str(exc))
 
 
+_NOT_PROMPT = frozenset(
+    {
+        "model",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "n",
+        "temperature",
+        "top_p",
+        "user",
+        "metadata",
+        "seed",
+        "stop",
+    }
+)
+
+
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """A cheap upper-leaning estimate: about one token per 3 characters of JSON."""
-    parts = body.get("messages") or body.get("input") or body.get("prompt") or ""
-    size = len(parts) if isinstance(parts, str) else len(text_of(parts))
-    return max(1, size // 3)
+    """A cheap upper-leaning estimate of the billed input: about one token per 3 characters of
+    everything that reaches the model (messages, tools and schemas included)."""
+    prompt = {k: v for k, v in body.items() if k not in _NOT_PROMPT}
+    return max(1, len(text_of(prompt)) // 3)
 
 
 def max_output_tokens(body: dict[str, Any], default: int) -> int:

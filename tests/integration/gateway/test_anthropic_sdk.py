@@ -568,11 +568,6 @@ async def test_mid_stream_failure_ends_with_an_error_event(gateway: Gateway) -> 
     assert gateway.fake.count("anthropic.messages") == 1  # never retried once text was sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pricing.py prices Anthropic cache writes at the base input rate, not the "
-    "cache-write rate ($3.75/M for claude-sonnet-4)",
-)
 async def test_cache_write_tokens_are_priced_at_the_cache_write_rate(gateway: Gateway) -> None:
     usage = FakeUsage(prompt=1000, completion=50, cached=600, cache_write=100)
     gateway.fake.reply(Reply(text="ok", usage=usage))
@@ -590,11 +585,6 @@ async def test_cache_write_tokens_are_priced_at_the_cache_write_rate(gateway: Ga
     assert float(raw.headers["x-brokle-cost-usd"]) == pytest.approx(expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="anthropic_api.to_internal keeps Anthropic-only cache_control on system/user "
-    "blocks and tools, and the OpenAI provider forwards it to OpenAI-compatible upstreams",
-)
 async def test_cache_control_is_not_forwarded_to_openai_upstreams(gateway: Gateway) -> None:
     ephemeral = {"type": "ephemeral"}
     await claude_sdk(gateway).messages.create(

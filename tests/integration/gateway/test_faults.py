@@ -132,11 +132,6 @@ async def test_retry_after_is_honoured_for_every_upstream(tuned: Gateway) -> Non
         assert span["status_code"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="routing.backoff_delay caps Retry-After at backoff_max_ms, so the gateway calls "
-    "the upstream again long before the time it asked for",
-)
 async def test_retry_after_beyond_the_backoff_cap_is_not_cut_short(gateway: Gateway) -> None:
     # The fixture's backoff cap is 20 ms; the upstream asks for 5 s.
     gateway.fake.fail(Fault(status=429, retry_after=5), model="m", times=1)
@@ -149,11 +144,6 @@ async def test_retry_after_beyond_the_backoff_cap_is_not_cut_short(gateway: Gate
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an upstream 429 reaches the client as a 429 without Retry-After: UpstreamError "
-    "is not a RetryableError, so http_errors.retry_headers adds nothing",
-)
 async def test_upstream_429_passes_its_retry_after_to_the_client(gateway: Gateway) -> None:
     gateway.fake.fail(Fault(status=429, retry_after=7), model="m", times=None)
     with pytest.raises(openai.RateLimitError) as info:
@@ -283,11 +273,6 @@ async def test_circuit_breaker_skips_a_failing_target_then_gives_it_a_trial(
     assert primary() == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._run calls router.failed() before checking for client errors, so "
-    "requests the upstream rejects as malformed (400) open the target's breaker",
-)
 async def test_client_errors_do_not_open_the_breaker(tuned: Gateway) -> None:
     gw = tuned  # breaker: 2 failures, 1 s cooldown; backoff up to 2 s
     await route(gw, "guarded", ("oai", "primary"), ("backup", "secondary"), retries=0)
@@ -494,11 +479,6 @@ async def test_budget_holds_under_100_concurrent_requests(gateway: Gateway) -> N
     assert spent + 0.010025 > limit  # and the budget is used up to its last reservation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service.estimate_input_tokens counts only messages, not the tool schemas that "
-    "are billed as input, so concurrent calls with tools overspend the budget many times over",
-)
 async def test_budget_holds_for_requests_with_large_tool_schemas(gateway: Gateway) -> None:
     # Each call really costs $0.016 (6 000 input + 100 output tokens at gpt-4o) but reserves
     # only ~$0.002 (max_tokens=200 and the ~10 tokens of its messages), so about 24 get in
@@ -564,11 +544,6 @@ async def test_per_key_rpm_and_tpm_limits(gateway: Gateway) -> None:
     assert "tokens-per-minute" in info.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._charge_tokens charges output tokens with limiter.hit, which takes "
-    "nothing when the bucket holds fewer tokens than the output: big answers are free",
-)
 async def test_tpm_counts_outputs_larger_than_what_is_left(gateway: Gateway) -> None:
     await gateway.api("POST", "/rate-limits", {"tpm": 1000})
     gateway.fake.reply(Reply(text="long answer", usage=FakeUsage(prompt=10, completion=995)))

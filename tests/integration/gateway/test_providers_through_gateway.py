@@ -327,11 +327,6 @@ async def test_legacy_completions_through_an_openai_upstream(gateway: Gateway) -
     assert (span["output_tokens"], span["output"]) == (5, "once upon a time")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._run validates every request with the chat validator, so an endpoint "
-    "the target lacks is reported as \"Parameter 'prompt'/'input' is not supported\"",
-)
 async def test_an_endpoint_the_target_lacks_is_named_in_the_error(gateway: Gateway) -> None:
     client = sdk(gateway)
     for family in TRANSLATED:
@@ -344,11 +339,6 @@ async def test_an_endpoint_the_target_lacks_is_named_in_the_error(gateway: Gatew
     assert no_embeddings.value.code == "unsupported_endpoint", no_embeddings.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._run calls GeminiProvider.validate (chat parameters only) on embeddings "
-    "requests, which refuses 'input': Gemini embeddings never reach the upstream",
-)
 async def test_gemini_embeddings(gateway: Gateway) -> None:
     client = sdk(gateway)
     # batchEmbedContents, with the SDK's default base64 encoding decoded by the SDK.

@@ -38,3 +38,17 @@ async def test_cost_larger_than_one() -> None:
     assert (await limiter.hit("tpm", limit, cost=80)).allowed
     refused = await limiter.hit("tpm", limit, cost=80)
     assert not refused.allowed and refused.retry_after > 5
+
+
+async def test_forced_charge_goes_into_debt(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: now[0])
+    limiter = MemoryRateLimiter()
+    limit = Limit(rate=10.0, burst=100)
+    assert (await limiter.hit("tpm", limit, cost=60)).allowed
+    forced = await limiter.hit("tpm", limit, cost=90, force=True)  # 40 left, 90 used
+    assert not forced.allowed and forced.remaining == 0
+    assert forced.retry_after == pytest.approx(5.0)  # 50 tokens of debt at 10/s
+    assert not (await limiter.hit("tpm", limit, cost=1)).allowed
+    now[0] = 5.1
+    assert (await limiter.hit("tpm", limit, cost=1)).allowed

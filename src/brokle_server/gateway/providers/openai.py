@@ -121,6 +121,7 @@ class OpenAIProvider(Provider):
     def payload(self, body: Mapping[str, Any], model: str, *, stream: bool) -> JSONDict:
         """The upstream body: the caller's, with the target model and our stream settings."""
         out = {**body, "model": model}
+        _strip_cache_control(out)
         if stream:
             out["stream"] = True
             if self.spec.stream_options:
@@ -217,3 +218,41 @@ class OpenAIProvider(Provider):
             timeout=timeout,
         )
         return [str(m["id"]) for m in data.get("data") or () if isinstance(m, dict) and "id" in m]
+
+
+def _strip_cache_control(body: JSONDict) -> None:
+    """Drop Anthropic's ``cache_control`` markers (they arrive through ``/v1/messages``); strict
+    OpenAI-compatible services refuse unknown fields. Copies only what it changes."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and any(_has_marker(m) for m in messages):
+        body["messages"] = [_without_marker(m) for m in messages]
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, dict) and "cache_control" in t for t in tools):
+        body["tools"] = [
+            {k: v for k, v in t.items() if k != "cache_control"} if isinstance(t, dict) else t
+            for t in tools
+        ]
+
+
+def _has_marker(message: object) -> bool:
+    if not isinstance(message, dict):
+        return False
+    content = message.get("content")
+    return "cache_control" in message or (
+        isinstance(content, list)
+        and any(isinstance(p, dict) and "cache_control" in p for p in content)
+    )
+
+
+def _without_marker(message: object) -> object:
+    if not _has_marker(message):
+        return message
+    assert isinstance(message, dict)
+    out = {k: v for k, v in message.items() if k != "cache_control"}
+    content = out.get("content")
+    if isinstance(content, list):
+        out["content"] = [
+            {k: v for k, v in p.items() if k != "cache_control"} if isinstance(p, dict) else p
+            for p in content
+        ]
+    return out
