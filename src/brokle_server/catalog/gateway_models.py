@@ -73,6 +73,7 @@ class GatewayRoute(TimestampMixin, Base):
     timeout_ms: Mapped[int] = mapped_column(Integer, default=60_000)
     cache_ttl_seconds: Mapped[int | None] = mapped_column(Integer)
     semantic_threshold: Mapped[float | None] = mapped_column(Float)
+    semantic_embeddings: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         UniqueConstraint("project_id", "model", name="uq_gateway_routes_project_id_model"),

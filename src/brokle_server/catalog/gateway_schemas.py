@@ -75,7 +75,26 @@ class RouteIn(Body):
     retries: int = Field(2, ge=0, le=10)
     timeout_ms: int = Field(60_000, ge=100, le=600_000)
     cache_ttl_seconds: int | None = Field(None, ge=0, le=30 * 86400)
-    semantic_threshold: float | None = Field(None, ge=0.5, le=1.0)
+    semantic_threshold: float | None = Field(
+        None, ge=0.5, le=1.0, description="Cosine similarity a semantic cache hit needs."
+    )
+    semantic_embeddings: ModelName | None = Field(
+        None,
+        description="Embeddings model (a route alias or `<provider>/<model>`) for the semantic "
+        "cache; needs cache_ttl_seconds and semantic_threshold.",
+    )
+
+    @model_validator(mode="after")
+    def _semantic_complete(self) -> RouteIn:
+        semantic = (self.semantic_threshold, self.semantic_embeddings)
+        if any(v is not None for v in semantic) and (
+            None in semantic or not self.cache_ttl_seconds
+        ):
+            raise ValueError(
+                "the semantic cache needs semantic_threshold, semantic_embeddings and "
+                "cache_ttl_seconds together"
+            )
+        return self
 
     def fields(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -135,6 +154,7 @@ def route_out(row: GatewayRoute) -> dict[str, Any]:
         "timeout_ms": row.timeout_ms,
         "cache_ttl_seconds": row.cache_ttl_seconds,
         "semantic_threshold": row.semantic_threshold,
+        "semantic_embeddings": row.semantic_embeddings,
         "updated_at": iso(row.updated_at),
     }
 

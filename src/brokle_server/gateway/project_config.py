@@ -139,6 +139,7 @@ class ProjectConfigCache:
                     timeout_s=route.timeout_ms / 1000,
                     cache_ttl_s=route.cache_ttl_seconds,
                     semantic_threshold=route.semantic_threshold,
+                    semantic_embeddings=route.semantic_embeddings,
                     route_id=str(route.id),
                 )
             config.budgets = [

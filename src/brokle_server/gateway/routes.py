@@ -20,7 +20,8 @@ from brokle_server.catalog.models import Scope
 from brokle_server.deps import ServicesDep, authenticate_key
 from brokle_server.errors import BrokleError, InvalidInput
 from brokle_server.gateway import anthropic_api
-from brokle_server.gateway.service import Call, Completed, StreamingCall, replay
+from brokle_server.gateway.service import Call, Completed, StreamingCall
+from brokle_server.gateway.shaping import replay
 from brokle_server.gateway.tracing import CallRecord, new_span_id, new_trace_id, parse_traceparent
 from brokle_server.http_errors import json_response, retry_headers
 from brokle_server.ingest.service import read_body

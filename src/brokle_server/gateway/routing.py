@@ -31,6 +31,7 @@ class RoutePlan:
     timeout_s: float = 60.0
     cache_ttl_s: int | None = None
     semantic_threshold: float | None = None
+    semantic_embeddings: str | None = None
     route_id: str | None = None
 
 

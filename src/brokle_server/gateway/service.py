@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +20,21 @@ import httpx
 import structlog
 
 from brokle_server.auth.principals import KeyPrincipal
-from brokle_server.auth.ratelimit import Limit, RateLimiter
-from brokle_server.errors import BrokleError, RateLimited, Unavailable
+from brokle_server.auth.ratelimit import RateLimiter
+from brokle_server.errors import BrokleError, Unavailable
 from brokle_server.gateway import cache as cache_keys
-from brokle_server.gateway.budgets import Budgets, Reservation
+from brokle_server.gateway.admission import Admission
+from brokle_server.gateway.budgets import Budgets
 from brokle_server.gateway.cache import ResponseCache
 from brokle_server.gateway.config import GatewaySettings
 from brokle_server.gateway.pricing import Cost, Pricer
 from brokle_server.gateway.project_config import ProjectConfigCache, ProjectGateway
 from brokle_server.gateway.providers import ChatStream, Provider, build_provider
 from brokle_server.gateway.routing import RoutePlan, Router, Target, backoff_delay
+from brokle_server.gateway.shaping import (
+    assemble,
+    output_of,
+)
 from brokle_server.gateway.tracing import CallRecord, SpanRecorder, text_of
 from brokle_server.gateway.types import ChatResult, EmbeddingResult, ProviderConfig, Usage
 
@@ -100,6 +105,7 @@ class GatewayService:
         self.client = client
         self.limiter = limiter
         self.budgets = budgets
+        self.admission = Admission(settings, limiter, budgets)
         self.cache = cache
         self.recorder = recorder
         self.router = router or Router(
@@ -122,40 +128,6 @@ class GatewayService:
                 self._providers.clear()
             provider = self._providers[key] = build_provider(config, self.client)
         return provider
-
-    async def _admit(self, call: Call, cfg: ProjectGateway, plan: RoutePlan) -> Reservation | None:
-        """RPM/TPM limits, then a budget reservation for the worst-case cost."""
-        key_id = str(call.principal.key_id)
-        estimate_in = estimate_input_tokens(call.body)
-        max_out = max_output_tokens(call.body, self.settings.default_max_output_tokens)
-        for rule in cfg.limits_for(key_id):
-            who = f"key:{key_id}" if rule.api_key_id else f"project:{cfg.project_id}"
-            if rule.rpm:
-                await self._hit(f"gw:rpm:{who}", Limit.per_minute(rule.rpm), 1, "requests")
-            if rule.tpm:
-                await self._hit(f"gw:tpm:{who}", Limit.per_minute(rule.tpm), estimate_in, "tokens")
-        rules = cfg.budgets_for(key_id)
-        if not rules:
-            return None
-        pricer = Pricer(cfg.prices)
-        worst = 0.0
-        for target in plan.targets:
-            kind = cfg.providers[target.provider].kind if target.provider in cfg.providers else ""
-            price = pricer.price(kind, target.model)
-            in_rate = price.input if price else self.settings.unknown_input_price_per_mtok
-            out_rate = price.output if price else self.settings.unknown_output_price_per_mtok
-            worst = max(worst, (estimate_in * in_rate + max_out * out_rate) / 1e6)
-        return await self.budgets.reserve(cfg.project_id, rules, worst)
-
-    async def _hit(self, key: str, limit: Limit, cost: int, unit: str) -> None:
-        decision = await self.limiter.hit(key, limit, cost=max(1, cost))
-        if not decision.allowed:
-            raise RateLimited(
-                f"Gateway {unit}-per-minute limit reached; retry after the time in Retry-After",
-                code="rate_limited",
-                retry_after=decision.retry_after,
-                headers=decision.headers(),
-            )
 
     def _attempts(self, cfg: ProjectGateway, plan: RoutePlan) -> list[_Attempt]:
         pricer = Pricer(cfg.prices)
@@ -296,15 +268,13 @@ class GatewayService:
         )
         ttl = self._cache_ttl(call, plan)
         key = cache_keys.request_key(cfg.project_id, call.endpoint, plan.alias, call.body)
-        if ttl and call.cache_mode == "":
-            cached = await self.cache.get(key)
-            if cached is not None:
-                call.record.cache = "hit"
-                usage = Usage.from_openai(cached.get("usage"))
-                self._fill_record(call, cfg, None, str(cached.get("model", "")), usage, None, None)
-                return Completed(cached, usage, "cache", str(cached.get("model", "")), "hit", None)
+        cached, semantic = await self._cached(call, cfg, plan, key, ttl)
+        if cached is not None:
+            usage = Usage.from_openai(cached.get("usage"))
+            self._fill_record(call, cfg, None, str(cached.get("model", "")), usage, None, None)
+            return Completed(cached, usage, "cache", str(cached.get("model", "")), "hit", None)
         call.record.cache = "miss" if ttl else "bypass"
-        reservation = await self._admit(call, cfg, plan)
+        reservation = await self.admission.admit(call.principal, call.body, cfg, plan)
         attempt: _Attempt | None = None
         try:
             attempt, result = await self._run(
@@ -317,12 +287,12 @@ class GatewayService:
         usage, model = result.usage, result.model
         cost = self._cost(cfg, attempt.config.kind, model, usage)
         await self.budgets.settle(reservation, cost.total)
-        await self._charge_tokens(call, cfg, usage)
+        await self.admission.charge_output(call.principal, cfg, usage)
         response = result.response
-        call.record.output_text = text_of(_output_of(call.endpoint, response))
+        call.record.output_text = text_of(output_of(call.endpoint, response))
         self._fill_record(call, cfg, attempt, model, usage, cost, None)
         if ttl:
-            await self.cache.set(key, response, ttl)
+            await self._remember(key, semantic, response, ttl)
         self._announce(call, plan, attempt.config.name, model)
         return Completed(response, usage, attempt.config.name, model, call.record.cache, cost)
 
@@ -336,16 +306,60 @@ class GatewayService:
             return await provider.completion(call.body, model, timeout=plan.timeout_s)
         return await provider.chat(call.body, model, timeout=plan.timeout_s)
 
-    async def _charge_tokens(self, call: Call, cfg: ProjectGateway, usage: Usage) -> None:
-        """TPM limits were charged the input estimate up front; charge the output now."""
-        key_id = str(call.principal.key_id)
-        for rule in cfg.limits_for(key_id):
-            if rule.tpm and usage.output_tokens:
-                who = f"key:{key_id}" if rule.api_key_id else f"project:{cfg.project_id}"
-                # Into debt if need be: an answer larger than what is left still counts.
-                await self.limiter.hit(
-                    f"gw:tpm:{who}", Limit.per_minute(rule.tpm), usage.output_tokens, force=True
-                )
+    async def _semantic_key(
+        self, call: Call, cfg: ProjectGateway, plan: RoutePlan
+    ) -> tuple[str, list[float]] | None:
+        """(conversation prefix, embedding of the last user turn) when the route has a
+        semantic cache; None when it has none or the embedding cannot be had."""
+        if not (plan.semantic_threshold and plan.semantic_embeddings and call.endpoint == "chat"):
+            return None
+        prefix = cache_keys.conversation_prefix_key(cfg.project_id, plan.alias, call.body)
+        if prefix is None:
+            return None
+        try:
+            embed_plan = cfg.resolve(plan.semantic_embeddings, default_timeout_s=self._timeout())
+            target = embed_plan.targets[0]
+            provider = self._provider(cfg.project_id, cfg.providers[target.provider])
+            result = await provider.embeddings(
+                {"model": target.model, "input": cache_keys.last_user_text(call.body)},
+                target.model,
+                timeout=embed_plan.timeout_s,
+            )
+            vector = [float(x) for x in result.response["data"][0]["embedding"]]
+        except (BrokleError, KeyError, IndexError, TypeError, ValueError) as exc:
+            log.warning("semantic cache skipped", route=plan.alias, error=str(exc))
+            return None
+        return prefix, vector
+
+    async def _cached(
+        self, call: Call, cfg: ProjectGateway, plan: RoutePlan, key: str, ttl: int | None
+    ) -> tuple[dict[str, Any] | None, tuple[str, list[float]] | None]:
+        """An exact hit, else a semantic one; also the semantic key to store a miss under."""
+        if not ttl or call.cache_mode != "":
+            return None, None
+        hit = await self.cache.get(key)
+        if hit is not None:
+            call.record.cache = "hit"
+            return hit, None
+        semantic = await self._semantic_key(call, cfg, plan)
+        if semantic is not None and plan.semantic_threshold:
+            hit = await self.cache.similar(semantic[0], semantic[1], plan.semantic_threshold)
+            if hit is not None:
+                call.record.cache = "hit"
+                call.record.extra["brokle.gateway.cache_kind"] = "semantic"
+                return hit, semantic
+        return None, semantic
+
+    async def _remember(
+        self,
+        key: str,
+        semantic: tuple[str, list[float]] | None,
+        response: dict[str, Any],
+        ttl: int,
+    ) -> None:
+        await self.cache.set(key, response, ttl)
+        if semantic is not None:
+            await self.cache.add_vector(semantic[0], semantic[1], response, ttl)
 
     def _timeout(self) -> float:
         return self.settings.default_timeout_ms / 1000
@@ -365,23 +379,20 @@ class GatewayService:
         call.record.input_text = text_of(call.body.get("messages") or call.body.get("prompt") or "")
         ttl = self._cache_ttl(call, plan)
         key = cache_keys.request_key(cfg.project_id, call.endpoint, plan.alias, call.body)
-        if ttl and call.cache_mode == "":
-            cached = await self.cache.get(key)
-            if cached is not None:
-                call.record.cache = "hit"
-                usage = Usage.from_openai(cached.get("usage"))
+        cached, semantic = await self._cached(call, cfg, plan, key, ttl)
+        if cached is not None:
+            hit = cached
+            usage = Usage.from_openai(hit.get("usage"))
 
-                async def finish_cached(
-                    _u: Usage | None, output: str, error: BrokleError | None
-                ) -> None:
-                    call.record.output_text = output
-                    self._fill_record(
-                        call, cfg, None, str(cached.get("model", "")), usage, None, error
-                    )
+            async def finish_cached(
+                _u: Usage | None, output: str, error: BrokleError | None
+            ) -> None:
+                call.record.output_text = output
+                self._fill_record(call, cfg, None, str(hit.get("model", "")), usage, None, error)
 
-                return StreamingCall(None, cached, "cache", finish_cached, "hit")
+            return StreamingCall(None, hit, "cache", finish_cached, "hit")
         call.record.cache = "miss" if ttl else "bypass"
-        reservation = await self._admit(call, cfg, plan)
+        reservation = await self.admission.admit(call.principal, call.body, cfg, plan)
         started_ns = time.perf_counter_ns()
         attempt: _Attempt | None = None
 
@@ -412,11 +423,11 @@ class GatewayService:
             used = usage or Usage()
             cost = self._cost(cfg, chosen.config.kind, model, used)
             await self.budgets.settle(reservation, cost.total)
-            await self._charge_tokens(call, cfg, used)
+            await self.admission.charge_output(call.principal, cfg, used)
             call.record.output_text = output
             self._fill_record(call, cfg, chosen, model, used, cost, error)
             if ttl and error is None and stream.completed:
-                await self.cache.set(key, _assemble(streaming.chunks, used, model), ttl)
+                await self._remember(key, semantic, assemble(streaming.chunks, used, model), ttl)
             self._announce(call, plan, chosen.config.name, model)
 
         streaming = StreamingCall(stream, None, chosen.config.name, finish, call.record.cache)
@@ -428,119 +439,3 @@ async def _quiet(coro: Awaitable[None]) -> None:
         await coro
     except Exception as exc:  # live events are best effort
         log.debug("gateway event not published", error=str(exc))
-
-
-_NOT_PROMPT = frozenset(
-    {
-        "model",
-        "stream",
-        "stream_options",
-        "max_tokens",
-        "max_completion_tokens",
-        "n",
-        "temperature",
-        "top_p",
-        "user",
-        "metadata",
-        "seed",
-        "stop",
-    }
-)
-
-
-def estimate_input_tokens(body: dict[str, Any]) -> int:
-    """A cheap upper-leaning estimate of the billed input: about one token per 3 characters of
-    everything that reaches the model (messages, tools and schemas included)."""
-    prompt = {k: v for k, v in body.items() if k not in _NOT_PROMPT}
-    return max(1, len(text_of(prompt)) // 3)
-
-
-def max_output_tokens(body: dict[str, Any], default: int) -> int:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and value > 0:
-            return value * max(1, int(body.get("n") or 1))
-    return default
-
-
-def _output_of(endpoint: str, response: dict[str, Any]) -> Any:
-    if endpoint == "embeddings":
-        return ""
-    choices = response.get("choices") or []
-    if endpoint == "completions":
-        return "".join(str(c.get("text", "")) for c in choices)
-    return [c.get("message") for c in choices]
-
-
-def _assemble(chunks: list[dict[str, Any]], usage: Usage, model: str) -> dict[str, Any]:
-    """A chat.completion built from a finished stream, for the cache."""
-    content: dict[int, list[str]] = {}
-    tools: dict[int, dict[int, dict[str, Any]]] = {}
-    finish: dict[int, str | None] = {}
-    first_id = ""
-    for chunk in chunks:
-        first_id = first_id or str(chunk.get("id", ""))
-        for choice in chunk.get("choices") or []:
-            index = int(choice.get("index", 0))
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                content.setdefault(index, []).append(delta["content"])
-            for call in delta.get("tool_calls") or []:
-                slot = tools.setdefault(index, {}).setdefault(
-                    int(call.get("index", 0)),
-                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-                )
-                slot["id"] = call.get("id") or slot["id"]
-                fn = call.get("function") or {}
-                slot["function"]["name"] += fn.get("name") or ""
-                slot["function"]["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                finish[index] = choice["finish_reason"]
-    indexes = sorted(set(content) | set(tools) | set(finish)) or [0]
-    choices = []
-    for index in indexes:
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(content.get(index, []))}
-        if index in tools:
-            message["tool_calls"] = [tools[index][i] for i in sorted(tools[index])]
-        choices.append(
-            {"index": index, "message": message, "finish_reason": finish.get(index, "stop")}
-        )
-    return {
-        "id": first_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": usage.to_openai(),
-    }
-
-
-async def replay(response: dict[str, Any], include_usage: bool) -> AsyncIterator[dict[str, Any]]:
-    """A cached chat.completion as a stream of chunks."""
-    base = {
-        "id": response.get("id", ""),
-        "object": "chat.completion.chunk",
-        "created": response.get("created", int(time.time())),
-        "model": response.get("model", ""),
-    }
-    for choice in response.get("choices") or []:
-        message = choice.get("message") or {}
-        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-        if message.get("tool_calls"):
-            delta["tool_calls"] = [
-                {"index": i, **call} for i, call in enumerate(message["tool_calls"])
-            ]
-        yield base | {
-            "choices": [{"index": choice.get("index", 0), "delta": delta, "finish_reason": None}]
-        }
-        yield base | {
-            "choices": [
-                {
-                    "index": choice.get("index", 0),
-                    "delta": {},
-                    "finish_reason": choice.get("finish_reason", "stop"),
-                }
-            ]
-        }
-    if include_usage:
-        yield base | {"choices": [], "usage": response.get("usage")}

@@ -246,3 +246,58 @@ async def test_embeddings_and_models(gateway: Gateway) -> None:
     assert len(result.data) == 2 and result.data[0].embedding
     models = [m.id async for m in client.models.list()]
     assert models == ["embed", "oai/text-embedding-3-small"]
+
+
+async def test_semantic_cache_matches_the_same_question_after_the_same_conversation(
+    gateway: Gateway,
+) -> None:
+    await gateway.api(
+        "POST",
+        "/routes",
+        {"model": "embedder", "targets": [{"provider": "oai", "model": "text-embedding-3-small"}]},
+    )
+    await gateway.api(
+        "POST",
+        "/routes",
+        {
+            "model": "sem",
+            "cache_ttl_seconds": 60,
+            "semantic_threshold": 0.95,
+            "semantic_embeddings": "embedder",
+            "targets": [{"provider": "oai", "model": "s1"}],
+        },
+    )
+    client = sdk(gateway)
+    system = {"role": "system", "content": "You are terse."}
+    first = await client.chat.completions.with_raw_response.create(
+        model="sem", messages=[system, {"role": "user", "content": "capital of France?"}]
+    )
+    # Same question as content parts: a different request (no exact hit), the same meaning.
+    parts = [{"type": "text", "text": "capital of France?"}]
+    second = await client.chat.completions.with_raw_response.create(
+        model="sem", messages=[system, {"role": "user", "content": parts}]
+    )
+    assert (first.headers["x-brokle-cache"], second.headers["x-brokle-cache"]) == ("miss", "hit")
+    # Another question, or the same question after another conversation: no hit.
+    other = await client.chat.completions.with_raw_response.create(
+        model="sem", messages=[system, {"role": "user", "content": "capital of Peru?"}]
+    )
+    context = await client.chat.completions.with_raw_response.create(
+        model="sem", messages=[{"role": "user", "content": "capital of France?"}]
+    )
+    assert (other.headers["x-brokle-cache"], context.headers["x-brokle-cache"]) == ("miss", "miss")
+    assert gateway.fake.count("openai.chat") == 3
+    assert gateway.fake.count("openai.embeddings") == 4
+    rows = await spans(gateway, 4)
+    kinds = [r["attributes"].get("brokle.gateway.cache_kind") for r in rows]  # type: ignore[union-attr]
+    assert kinds.count("semantic") == 1
+
+    incomplete = {
+        "model": "x",
+        "semantic_threshold": 0.9,
+        "targets": [{"provider": "oai", "model": "m"}],
+    }
+    response = await gateway.client.post(
+        f"/api/v1/projects/{gateway.project_id}/routes", json=incomplete, headers=gateway.admin
+    )
+    assert response.status_code == 400 and "semantic" in response.json()["error"]["message"]
