@@ -11,7 +11,11 @@ class PipelineSettings(BaseModel):
         description="Run the batch writers inside `brokle serve`; turn off when separate "
         "`brokle worker` processes drain a shared Redis queue.",
     )
-    batch_rows: int = Field(5000, ge=1, description="Rows a writer inserts at most at once.")
+    batch_rows: int = Field(
+        20_000,
+        ge=1,
+        description="Rows a writer inserts at most at once (larger batches cost less per row).",
+    )
     flush_interval_ms: int = Field(200, ge=1, description="Longest wait before a batch is written.")
     writer_concurrency: int = Field(
         1, ge=1, description="Writer loops per process draining the queue in parallel."
