@@ -4,11 +4,15 @@ An LLM call is a span of type ``generation`` or one that names a model. Per buck
 group: requests, errors, tokens by type, cost, latency and time-to-first-token percentiles,
 and the prompt-cache hit rate (share of calls that read cached input tokens) with the share
 of input tokens served from cache. The totals over the whole range come with every reply.
+
+Spans are read without the ``LIMIT 1 BY`` copy folding of the listings: over days of data it
+costs about as much as the aggregation itself, and copies are rare and short-lived (retried
+batches are dropped at insert by their token; a copy that slipped through lives until the
+next merge folds it), so usage totals tolerate them as the spans table's design intends.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -48,7 +52,7 @@ _METRICS: Final = (
     "sum(reasoning_tokens) AS m_reasoning",
     "sum(total_tokens) AS m_total",
     "sum(cost_usd) AS m_cost",
-    "quantiles(0.5, 0.9, 0.95, 0.99)(duration_ns / 1000000) AS m_latency",
+    "quantiles(0.5, 0.9, 0.95, 0.99)(duration_ns) AS m_latency_ns",
     "quantiles(0.5, 0.9, 0.95, 0.99)(ttft_ms) AS m_ttft",
     "countIf(cached_tokens > 0) AS m_cache_hits",
 )
@@ -63,22 +67,30 @@ def analytics_sql(
     step_ns: int | None,
     limit: int,
 ) -> str:
+    """One scan for the rows and the totals: ``GROUPING SETS ((bucket, k0...), ())``; the
+    totals row comes first (``g_set`` > 0), then ``limit`` rows by bucket and busiest group."""
     columns = source_columns(fields.ANALYTICS, filters)
     columns += [c for c in _COLUMNS if c not in columns]
     columns += [DIMENSIONS[d] for d in group_by if DIMENSIONS[d] not in columns]
     where = [*ns_bounds(sql, applied), LLM_CALL, *row_conditions(sql, fields.ANALYTICS, filters)]
-    source = sql.select("spans", columns, where=where, limit_by=(1, ["trace_id", "span_id"]))
     keys = [f"{DIMENSIONS[d]} AS k{i}" for i, d in enumerate(group_by)]
     names = [f"k{i}" for i in range(len(group_by))]
     if step_ns is not None:
         step = sql.bind(step_ns // NS_PER_MS, "Int64")
         keys.insert(0, f"intDiv(toUnixTimestamp64Milli(start_time), {step}) * {step} AS bucket")
         names.insert(0, "bucket")
-    text = f"SELECT {', '.join([*keys, *_METRICS])}\nFROM ({source})"
-    if names:
-        order = [*(["bucket"] if step_ns is not None else []), "m_requests DESC", *names]
-        text += f"\nGROUP BY {', '.join(names)}\nORDER BY {', '.join(order)}"
-    return text + f"\nLIMIT {int(limit)}"
+    if not names:
+        return sql.select("spans", ["1 AS g_set", *_METRICS], where=where)
+    dims = [f"k{i}" for i in range(len(group_by))]
+    order = ["g_set DESC", *(["bucket"] if step_ns is not None else []), "m_requests DESC", *dims]
+    return sql.select(
+        "spans",
+        [*keys, f"grouping({', '.join(names)}) AS g_set", *_METRICS],
+        where=where,
+        group_by=[f"GROUPING SETS (({', '.join(names)}), ())"],
+        order_by=order,
+        limit=limit + 1,
+    )
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float | None]:
@@ -101,7 +113,7 @@ def metrics_out(row: dict[str, Any]) -> dict[str, Any]:
             "total": int(row["m_total"]),
         },
         "cost": number(row["m_cost"]),
-        "latencyMs": _percentiles(row["m_latency"]),
+        "latencyMs": _percentiles([v / NS_PER_MS for v in row["m_latency_ns"]]),
         "ttftMs": _percentiles(row["m_ttft"]),
         "cacheHitRate": ratio(int(row["m_cache_hits"]), requests),
         "cachedTokenRatio": ratio(int(row["m_cached"]), input_tokens),
@@ -112,31 +124,22 @@ async def run(reader: TenantReader, q: AnalyticsQuery, now: datetime) -> QueryRe
     applied = q.timeRange.resolve(now)
     fields.ANALYTICS.check(q.filters)
     step = step_for(applied, q.interval, MAX_BUCKETS, "interval") if q.interval else None
-    rows_sql, totals_sql = reader.sql(), reader.sql()
-    grouped = bool(q.groupBy) or step is not None
-    queries = [
-        reader.rows(totals_sql.build(analytics_sql(totals_sql, applied, q.filters, [], None, 1)))
-    ]
-    if grouped:
-        text = analytics_sql(rows_sql, applied, q.filters, q.groupBy, step, q.limit + 1)
-        queries.append(reader.rows(rows_sql.build(text)))
-    results = await asyncio.gather(*queries)
-    totals = metrics_out(results[0][0]) if results[0] else None
+    sql = reader.sql()
+    text = analytics_sql(sql, applied, q.filters, q.groupBy, step, q.limit + 1)
+    result = await reader.rows(sql.build(text))
+    totals = metrics_out(result[0]) if result and result[0]["g_set"] else None
+    grouped = [row for row in result if not row["g_set"]]
     rows: list[dict[str, Any]] = []
-    has_more = False
-    if grouped:
-        raw = results[1]
-        has_more = len(raw) > q.limit
-        for row in raw[: q.limit]:
-            out: dict[str, Any] = {}
-            if step is not None:
-                out["time"] = iso(int(row["bucket"]) * NS_PER_MS)
-            out["group"] = {d: row[f"k{i}"] for i, d in enumerate(q.groupBy)}
-            rows.append(out | metrics_out(row))
+    for row in grouped[: q.limit]:
+        out: dict[str, Any] = {}
+        if step is not None:
+            out["time"] = iso(int(row["bucket"]) * NS_PER_MS)
+        out["group"] = {d: row[f"k{i}"] for i, d in enumerate(q.groupBy)}
+        rows.append(out | metrics_out(row))
     data = {
         "groupBy": q.groupBy,
         "interval": f"{step // NS_PER_S}s" if step is not None else None,
         "totals": totals,
         "rows": rows,
     }
-    return QueryResult(data, applied, has_more=has_more)
+    return QueryResult(data, applied, has_more=len(grouped) > q.limit)

@@ -1,10 +1,15 @@
 """SQL for the span-group listings (traces, sessions, users) and for one trace.
 
-A listing reads the spans of the range once, each span once (``LIMIT 1 BY trace_id,
-span_id`` drops the copies a retried export may have left before a merge folded them),
-groups them by trace / session / user and filters the groups in ``HAVING``: a span field
-holds for a group when one of its spans matches (see :func:`filters.group_conditions`).
-Pages are keyset-paginated on ``(sort value, group key)``.
+A listing reads the spans of the range once, groups them by trace / session / user and
+filters the groups in ``HAVING``: a span field holds for a group when one of its spans
+matches (see :func:`filters.group_conditions`). Pages are keyset-paginated on
+``(sort value, group key)``.
+
+The trace list reads each span once (``LIMIT 1 BY trace_id, span_id`` drops the copies a
+retried export may have left before a merge folded them), so its span counts agree with the
+trace view. Sessions and users, which aggregate days of spans like ``analytics``, skip that
+step (it costs as much as the grouping over long ranges) and count traces and sessions with
+``uniq`` (exact below ~65k distinct values per group).
 
 One trace is found through ``trace_index`` (its time window and environments), then its
 spans are read inside that window with the spans sorting key, latest copy of each span first.
@@ -29,13 +34,15 @@ _ROOT_FIRST: Final = "(parent_span_id != '', start_time)"
 
 @dataclass(frozen=True, slots=True)
 class GroupList:
-    """How one listing groups spans: the key column, its aggregates, its sorts."""
+    """How one listing groups spans: the key column, its aggregates, its sorts, and whether
+    span copies are folded before grouping (see the module docstring)."""
 
     kind: str
     key: str
     catalog: Catalog
     aggregates: tuple[str, ...]
     sorts: dict[str, tuple[str, type]]  # request sort name -> (alias, cursor value type)
+    fold_copies: bool = False
 
 
 _COMMON: Final = (
@@ -73,12 +80,13 @@ TRACES: Final = GroupList(
         "tokens": ("g_tokens", int),
         "spans": ("g_spans", int),
     },
+    fold_copies=True,
 )
 
 _ACTIVITY: Final = (
     "toUnixTimestamp64Nano(min(start_time)) AS g_first_ns",
     "toUnixTimestamp64Nano(max(end_time)) AS g_last_ns",
-    "uniqExact(trace_id) AS g_traces",
+    "uniq(trace_id) AS g_traces",
 )
 
 SESSIONS: Final = GroupList(
@@ -107,7 +115,7 @@ USERS: Final = GroupList(
     fields.USERS,
     (
         *_ACTIVITY,
-        "uniqExactIf(session_id, session_id != '') AS g_sessions",
+        "uniqIf(session_id, session_id != '') AS g_sessions",
         *_COMMON,
         "arraySort(groupUniqArrayIf(model, model != '')) AS g_models",
     ),
@@ -168,7 +176,7 @@ def group_list_sql(
         "spans",
         source_columns(spec.catalog, filters),
         where=where,
-        limit_by=(1, ["trace_id", "span_id"]),
+        limit_by=(1, ["trace_id", "span_id"]) if spec.fold_copies else None,
     )
     having = group_conditions(sql, spec.catalog, filters)
     alias, value_type = spec.sorts[sort]

@@ -162,8 +162,14 @@ async def get_trace(reader: TenantReader, q: TraceQuery, now: datetime) -> Query
     else:
         now_ns = datetime_ns(now)
         applied = AppliedRange(now_ns - MAX_RANGE_NS["spans"], now_ns)
-    sql = reader.sql()
-    window = await reader.rows(sql.build(sql_traces.trace_window_sql(sql, q.traceId)))
+    # The trace's window (from trace_index) and its scores are independent reads: run them
+    # together, then read the spans inside the window with the spans sorting key.
+    window_sql, scores_sql = reader.sql(), reader.sql()
+    since_ms = applied.start_ns // NS_PER_MS - DAY_MS
+    window, score_rows = await asyncio.gather(
+        reader.rows(window_sql.build(sql_traces.trace_window_sql(window_sql, q.traceId))),
+        reader.rows(scores_sql.build(sql_traces.trace_scores_sql(scores_sql, q.traceId, since_ms))),
+    )
     found = window[0] if window else None
     if found is None or not found["n"]:
         raise NotFound(f"Trace {q.traceId} not found", code="trace_not_found")
@@ -171,20 +177,11 @@ async def get_trace(reader: TenantReader, q: TraceQuery, now: datetime) -> Query
     end_ns = min(int(found["end_ns"]), applied.end_ns)
     if start_ns > end_ns:
         raise NotFound(f"Trace {q.traceId} not found in this time range", code="trace_not_found")
-    spans_sql, scores_sql = reader.sql(), reader.sql()
-    span_rows, score_rows = await asyncio.gather(
-        reader.rows(
-            spans_sql.build(
-                sql_traces.trace_spans_sql(
-                    spans_sql, q.traceId, start_ns, end_ns, list(found["envs"])
-                )
-            )
-        ),
-        reader.rows(
-            scores_sql.build(
-                sql_traces.trace_scores_sql(scores_sql, q.traceId, start_ns // NS_PER_MS - DAY_MS)
-            )
-        ),
+    spans_sql = reader.sql()
+    span_rows = await reader.rows(
+        spans_sql.build(
+            sql_traces.trace_spans_sql(spans_sql, q.traceId, start_ns, end_ns, list(found["envs"]))
+        )
     )
     if not span_rows:
         raise NotFound(f"Trace {q.traceId} not found", code="trace_not_found")

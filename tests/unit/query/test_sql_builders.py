@@ -100,7 +100,13 @@ def test_analytics() -> None:
     )
     check(sql, text)
     assert "model AS k0, api_key_id AS k1" in text
-    assert "GROUP BY bucket, k0, k1" in text
+    assert "GROUP BY GROUPING SETS ((bucket, k0, k1), ())" in text
+    assert "grouping(bucket, k0, k1) AS g_set" in text
+    assert text.endswith("ORDER BY g_set DESC, bucket, m_requests DESC, k0, k1\nLIMIT 101")
+    sql = Sql(SCOPE)
+    totals = analytics.analytics_sql(sql, RANGE, [], [], None, 100)
+    check(sql, totals)
+    assert "GROUP BY" not in totals and "1 AS g_set" in totals
 
 
 def test_logs() -> None:
