@@ -197,7 +197,7 @@ def _route(
 ) -> None:
     if isinstance(item, ScoreIn):
         score_id = item.id or str(uuid.uuid5(_ID_NAMESPACE, event_id))
-        row, _ = build_score_row(ctx, item, score_id, timestamp)
+        row, _ = build_score_row(ctx, item, score_id, timestamp, default_source="api")
         out.scores.append(row)
     elif isinstance(item, EventBody):
         try:

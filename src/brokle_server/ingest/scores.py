@@ -112,9 +112,17 @@ class ScoreBatch:
 
 
 def build_score_row(
-    ctx: IngestContext, score: ScoreIn, score_id: str, default_ts: str | int | float | None
+    ctx: IngestContext,
+    score: ScoreIn,
+    score_id: str,
+    default_ts: str | int | float | None,
+    default_source: str = "code",
 ) -> tuple[Row, dict[str, object]]:
-    """The score's row and its reply entry; raises :class:`ScoreInvalid`."""
+    """The score's row and its reply entry; raises :class:`ScoreInvalid`.
+
+    ``default_source`` applies when the score names none: the brokle SDK documents an omitted
+    source as ``code`` (SDK); the native batch API defaults to ``api``.
+    """
     trace_id = parse_hex_id(score.trace_id, 16)
     if not trace_id:
         raise ScoreInvalid("trace_id must be a 32-character hex trace id")
@@ -130,8 +138,7 @@ def build_score_row(
     if data_type not in _DATA_TYPES:
         raise ScoreInvalid("type must be NUMERIC, CATEGORICAL or BOOLEAN")
     value, string_value = _value(data_type, score.value, score.string_value)
-    # The brokle SDK documents an omitted source as "code" (scores computed by the app).
-    source = _SOURCES.get((score.source or "code").lower())
+    source = _SOURCES.get((score.source or default_source).lower())
     if source is None:
         raise ScoreInvalid("source must be code, llm, human, API, SDK, ANNOTATION or EVAL")
     raw_ts = score.timestamp if score.timestamp is not None else default_ts
