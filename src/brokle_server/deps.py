@@ -18,7 +18,8 @@ from brokle_server.container import Services
 from brokle_server.errors import RateLimited, Unauthenticated
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: a plain def would be run in the thread pool on every request.
     services: Services = request.app.state.services
     return services
 

@@ -10,9 +10,10 @@ from typing import TypeVar
 
 import structlog
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from brokle_server.auth.principals import KeyPrincipal
-from brokle_server.errors import PayloadTooLarge
+from brokle_server.errors import InvalidInput, PayloadTooLarge
 from brokle_server.ingest.common import Row
 from brokle_server.ingest.series import MetricBatch
 from brokle_server.pipeline.queue import Batch, DurableQueue
@@ -40,11 +41,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"Request body is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body is over the {limit}-byte limit")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"Request body is over the {limit}-byte limit")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # nobody is left to answer; not a server error
+        raise InvalidInput(
+            "The client disconnected before sending the whole body", code="client_disconnected"
+        ) from exc
     return b"".join(chunks)
 
 

@@ -218,7 +218,7 @@ class SpoolQueue(DurableQueue):
                 return None
             if self._redeliver:
                 r = self._redeliver.popleft()
-                records = await asyncio.to_thread(self._read, r.seg, r.start, r.end)
+                records = await asyncio.to_thread(self._read_all, r.seg, r.start, r.end)
                 return self._lease(r, [item.batches for item in records])
             loop = asyncio.get_running_loop()
             deadline = loop.time() + max_wait
@@ -241,6 +241,16 @@ class SpoolQueue(DurableQueue):
         for offset, stop, payload in self._log.read(seg, start, end, self._read_bytes):
             batches = decode_message(payload)
             out.append(_Buffered(seg, offset, stop, batches, row_count(batches)))
+        return out
+
+    def _read_all(self, seg: int, start: int, end: int) -> list[_Buffered]:
+        """Every record of a recorded lease: ``_read`` returns about ``read_bytes`` at a time,
+        and a replayed lease must carry exactly the records it was recorded with."""
+        out: list[_Buffered] = []
+        while start < end:
+            chunk = self._read(seg, start, end)
+            out.extend(chunk)
+            start = chunk[-1].end
         return out
 
     async def _fill(self, max_rows: int) -> bool:

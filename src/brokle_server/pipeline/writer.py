@@ -108,6 +108,9 @@ class BatchWriter:
         if self.running:
             return
         self._stopping = False
+        # Report the real backlog from the start (a restart may begin with a replay), not the
+        # zero the counters start at.
+        await self._refresh_depth(force=True)
         self._tasks = [
             asyncio.create_task(self._run(), name=f"pipeline-writer-{index}")
             for index in range(self._concurrency)
@@ -176,6 +179,7 @@ class BatchWriter:
                         return
                 await self._backoff(delay)
                 delay = min(delay * 2, self._backoff_max)
+                await self._refresh_depth()  # the backlog keeps growing while the store is down
                 continue
             done += 1
             self.stats.blocks_written += 1
