@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import gateway_load, ingest_decode, ingest_load
+from benchmarks import gateway_load, ingest_decode, ingest_load, query_load
 from benchmarks.common import RESULTS_DIR, Result, print_result, write_result
 
 Benchmark = Callable[[bool], Result]
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gateway_load": gateway_load.bench,
     "ingest_decode": ingest_decode.bench,
     "ingest_load": ingest_load.bench,
+    "query_load": query_load.bench,
 }
 
 
