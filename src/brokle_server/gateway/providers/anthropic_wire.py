@@ -15,6 +15,7 @@ from typing import Any
 
 from brokle_server.errors import InvalidInput
 from brokle_server.gateway.providers.common import (
+    TRANSLATED_CHAT_PARAMS,
     assistant_message,
     content_parts,
     dump_arguments,
@@ -37,28 +38,7 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-KNOWN_PARAMS = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "user",
-        "n",
-        "logprobs",
-        "top_logprobs",
-        "response_format",
-    }
-)
+KNOWN_PARAMS = TRANSLATED_CHAT_PARAMS
 
 
 def _block(part: Mapping[str, Any], provider: str) -> JSONDict | None:

@@ -146,3 +146,29 @@ def assistant_message(text: str, tool_calls: list[JSONDict]) -> JSONDict:
 
 def delta_choice(index: int, delta: JSONDict, finish_reason: str | None = None) -> JSONDict:
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+# Chat parameters a translating provider understands (and may still refuse by value);
+# anything else in a body is refused by name rather than silently dropped.
+TRANSLATED_CHAT_PARAMS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+    }
+)

@@ -19,6 +19,7 @@ import orjson
 
 from brokle_server.errors import InvalidInput
 from brokle_server.gateway.providers.common import (
+    TRANSLATED_CHAT_PARAMS,
     content_parts,
     dump_arguments,
     max_output_tokens,
@@ -42,31 +43,7 @@ FINISH_REASONS = {
     "LANGUAGE": "content_filter",
 }
 
-KNOWN_PARAMS = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "user",  # an end-user id for abuse tracking; Gemini has no field for it
-        "n",
-        "logprobs",
-        "top_logprobs",
-        "response_format",
-        "presence_penalty",
-        "frequency_penalty",
-        "seed",
-    }
-)
+KNOWN_PARAMS = TRANSLATED_CHAT_PARAMS | {"frequency_penalty", "presence_penalty", "seed"}
 
 _GENERATION_FIELDS = {
     "temperature": "temperature",
