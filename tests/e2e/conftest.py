@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -130,8 +132,6 @@ def dump_store(
 ) -> dict[str, list[dict[str, object]]]:
     """Run several SELECTs on a stopped server's embedded store in one subprocess (one chDB
     load; chDB allows one data path per process, and the test process may hold another)."""
-    import json
-
     payload = json.dumps(
         {"url": f"chdb://{data_dir / 'clickhouse'}", "queries": queries, "params": parameters}
     )
@@ -151,3 +151,25 @@ def dump_store(
 def query_store(data_dir: Path, sql: str, **parameters: object) -> list[dict[str, object]]:
     """One SELECT on a stopped server's embedded store."""
     return dump_store(data_dir, {"rows": sql}, **parameters)["rows"]
+
+
+# -- what the store keeps for attribute values ---------------------------------------
+
+
+def flat(value: object) -> str:
+    """An attribute value as the store keeps it (the AnyValue → text table of the contract)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Sequence):
+        return json.dumps(list(value), separators=(",", ":"))
+    raise TypeError(type(value))
+
+
+def flat_map(attrs: Any) -> dict[str, str]:
+    return {k: flat(v) for k, v in dict(attrs or {}).items()}

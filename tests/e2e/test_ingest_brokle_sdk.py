@@ -16,7 +16,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from tests.e2e.conftest import Server, dump_store, start_server
+from tests.e2e.conftest import Server, dump_store, flat_map, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -69,25 +68,6 @@ QUERIES = {
                toUnixTimestamp64Milli(timestamp) AS timestamp, value
         FROM samples ORDER BY metric_name, series_id, timestamp""",
 }
-
-
-def flat(value: object) -> str:
-    """An attribute value as the store keeps it (the AnyValue → text table of the contract)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Sequence):
-        return json.dumps(list(value), separators=(",", ":"))
-    raise TypeError(type(value))
-
-
-def flat_map(attrs: Any) -> dict[str, str]:
-    return {k: flat(v) for k, v in dict(attrs or {}).items()}
 
 
 class _Collect(logging.Handler):

@@ -59,7 +59,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from tests.e2e.conftest import Server, dump_store, start_server
+from tests.e2e.conftest import Server, dump_store, flat_map, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -204,25 +204,6 @@ FROM logs ORDER BY timestamp
 
 
 # --------------------------------------------------------------------------- expectations
-
-
-def flat(value: object) -> str:
-    """An attribute value as the store keeps it (the AnyValue → text table of the contract)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Sequence):
-        return json.dumps(list(value), separators=(",", ":"))
-    raise TypeError(type(value))
-
-
-def flat_map(attrs: Any) -> dict[str, str]:
-    return {k: flat(v) for k, v in dict(attrs or {}).items()}
 
 
 def span_row(
