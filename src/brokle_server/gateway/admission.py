@@ -10,7 +10,6 @@ from brokle_server.auth.ratelimit import Limit, RateLimiter
 from brokle_server.errors import RateLimited
 from brokle_server.gateway.budgets import Budgets, Reservation
 from brokle_server.gateway.config import GatewaySettings
-from brokle_server.gateway.pricing import Pricer
 from brokle_server.gateway.project_config import ProjectGateway
 from brokle_server.gateway.routing import RoutePlan
 from brokle_server.gateway.shaping import estimate_input_tokens, max_output_tokens
@@ -39,7 +38,7 @@ class Admission:
         rules = cfg.budgets_for(key_id)
         if not rules:
             return None
-        pricer = Pricer(cfg.prices)
+        pricer = cfg.pricer
         worst = 0.0
         for target in plan.targets:
             kind = cfg.providers[target.provider].kind if target.provider in cfg.providers else ""

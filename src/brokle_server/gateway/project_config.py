@@ -27,7 +27,7 @@ from brokle_server.catalog.models import Project
 from brokle_server.core.secretbox import SecretBox
 from brokle_server.errors import NotFound
 from brokle_server.gateway.budgets import BudgetRule
-from brokle_server.gateway.pricing import Price
+from brokle_server.gateway.pricing import Price, Pricer
 from brokle_server.gateway.routing import RoutePlan, Target
 from brokle_server.gateway.types import ProviderConfig
 
@@ -47,6 +47,14 @@ class ProjectGateway:
     budgets: list[BudgetRule] = field(default_factory=list)
     limits: list[LimitRule] = field(default_factory=list)
     prices: dict[tuple[str, str], Price] = field(default_factory=dict)
+    _pricer: Pricer | None = field(default=None, repr=False)
+
+    @property
+    def pricer(self) -> Pricer:
+        """Prices with this project's overrides; built once per loaded configuration."""
+        if self._pricer is None:
+            self._pricer = Pricer(self.prices)
+        return self._pricer
 
     def budgets_for(self, api_key_id: str) -> list[BudgetRule]:
         return [b for b in self.budgets if b.api_key_id in (None, api_key_id)]

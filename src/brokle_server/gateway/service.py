@@ -27,7 +27,7 @@ from brokle_server.gateway.admission import Admission
 from brokle_server.gateway.budgets import Budgets
 from brokle_server.gateway.cache import ResponseCache
 from brokle_server.gateway.config import GatewaySettings
-from brokle_server.gateway.pricing import Cost, Pricer
+from brokle_server.gateway.pricing import Cost
 from brokle_server.gateway.project_config import ProjectConfigCache, ProjectGateway
 from brokle_server.gateway.providers import ChatStream, Provider, build_provider
 from brokle_server.gateway.routing import RoutePlan, Router, Target, backoff_delay
@@ -130,7 +130,7 @@ class GatewayService:
         return provider
 
     def _attempts(self, cfg: ProjectGateway, plan: RoutePlan) -> list[_Attempt]:
-        pricer = Pricer(cfg.prices)
+        pricer = cfg.pricer
 
         def price_of(target: Target) -> float:
             config = cfg.providers.get(target.provider)
@@ -206,7 +206,7 @@ class GatewayService:
         raise Unavailable(f"Every target of '{plan.alias}' is unavailable", code="no_provider")
 
     def _cost(self, cfg: ProjectGateway, kind: str, model: str, usage: Usage) -> Cost:
-        return Pricer(cfg.prices).cost(kind, model, usage)
+        return cfg.pricer.cost(kind, model, usage)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
